@@ -1,0 +1,23 @@
+# prunelab: `make demo` and `make test` install what is missing, build, and run.
+CARGO ?= cargo
+
+.PHONY: demo test setup build bench clean-runs
+
+## Install what is missing (libtorch 2.13.0 CPU from PyPI, cached in ~/.cache/prunelab; apt packages).
+setup:
+	@scripts/libtorch.sh
+
+build: setup
+	$(CARGO) build --release
+
+## Train the paper's student (N=500, M=2, K=6, 800k online SGD steps) into runs/quickstart/.
+demo: build
+	./target/release/prunelab run configs/quickstart.yaml --resume
+
+## The whole test suite (release profile: the statistical tests train real students).
+test: setup
+	$(CARGO) test --release
+
+## Speed figures quoted in the README.
+bench: build
+	./target/release/prunelab bench sgd --tensor

@@ -1,0 +1,59 @@
+//! The command line. Each subcommand has its own file with its `Args` and `run`; `main` maps the
+//! outcome to the exit code: 0 all good, 1 some sweep runs failed, 2 bad input or an error.
+mod bench;
+mod run;
+mod theory;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "prunelab",
+    version,
+    about = "Pruning research on feed-forward networks (teacher-student theory, DPP pruning, DIVNET)",
+    after_help = "Examples:\n  prunelab run configs/quickstart.yaml\n  prunelab run configs/quickstart.yaml --dry-run\n  prunelab theory order-params runs/quickstart/models/<run_id>\n  prunelab bench sgd"
+)]
+struct Cli {
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors on stderr, no progress bars.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Run(run::Args),
+    Theory(theory::Args),
+    Bench(bench::Args),
+}
+
+/// What a command reports back to `main`.
+pub enum Status {
+    Ok,
+    SomeRunsFailed,
+}
+
+/// Parses the command line, runs the command and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::logging::init(if cli.quiet { -1 } else { cli.verbose.min(3) as i8 });
+    let quiet = cli.quiet;
+    let result = match cli.command {
+        Command::Run(args) => run::run(args, quiet),
+        Command::Theory(args) => theory::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(Status::Ok) => ExitCode::SUCCESS,
+        Ok(Status::SomeRunsFailed) => ExitCode::from(1),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

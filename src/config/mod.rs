@@ -1,0 +1,76 @@
+//! Experiment configuration: reading a YAML file into the schema (all YAML handling lives here, so
+//! the YAML crate can be swapped in one place) and validating every value before anything runs.
+pub mod schema;
+
+use anyhow::{bail, Context, Result};
+pub use schema::*;
+use std::path::Path;
+
+/// Reads and validates an experiment file. Errors name the file and, for schema errors, the key
+/// and its line.
+pub fn load(path: &Path) -> Result<Experiment> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config {}", path.display()))?;
+    let experiment = parse(&text).with_context(|| format!("invalid config {}", path.display()))?;
+    Ok(experiment)
+}
+
+/// Parses and validates an experiment from YAML text.
+pub fn parse(text: &str) -> Result<Experiment> {
+    let experiment: Experiment = serde_yaml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    validate(&experiment)?;
+    Ok(experiment)
+}
+
+/// The experiment as YAML, with every default filled in (written as `config.resolved.yaml`).
+pub fn to_yaml(experiment: &Experiment) -> Result<String> {
+    Ok(serde_yaml::to_string(experiment)?)
+}
+
+/// Checks each value on its own; rules that tie several axes together are checked per run by the
+/// plan, which is also built before anything runs.
+pub fn validate(experiment: &Experiment) -> Result<()> {
+    let name = &experiment.name;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || name.starts_with('.') {
+        bail!("name: {name:?} must be a non-empty folder name of letters, digits, '-', '_' or '.'");
+    }
+    non_empty("seeds", &experiment.seeds)?;
+    match &experiment.task {
+        Task { teacher_student: None } => bail!("task: give one task section, `teacher_student`"),
+        Task { teacher_student: Some(ts) } => {
+            let key = |k: &str| format!("task.teacher_student.{k}");
+            at_least(&key("input_dim"), &ts.input_dim, 1)?;
+            at_least(&key("teacher_hidden"), &ts.teacher_hidden, 1)?;
+            at_least(&key("student_hidden"), &ts.student_hidden, 1)?;
+            at_least(&key("train_steps"), &ts.train_steps, 0)?;
+            at_least(&key("test_samples"), &ts.test_samples, 1)?;
+            check_f64(&key("v_star"), &ts.v_star, |v| v.is_finite(), "a finite number")?;
+            check_f64(&key("noise_std"), &ts.noise_std, |v| v.is_finite() && v >= 0.0, "a finite number ≥ 0")?;
+            check_f64(&key("lr"), &ts.lr, |v| v.is_finite() && v > 0.0, "a finite number > 0")?;
+        }
+    }
+    Ok(())
+}
+
+fn non_empty<T: Clone>(key: &str, axis: &Axis<T>) -> Result<()> {
+    if axis.values().is_empty() {
+        bail!("{key}: the list is empty; give at least one value");
+    }
+    Ok(())
+}
+
+fn at_least(key: &str, axis: &Axis<i64>, min: i64) -> Result<()> {
+    non_empty(key, axis)?;
+    if let Some(bad) = axis.values().into_iter().find(|&v| v < min) {
+        bail!("{key}: {bad} is not allowed; it must be at least {min}");
+    }
+    Ok(())
+}
+
+fn check_f64(key: &str, axis: &Axis<f64>, ok: impl Fn(f64) -> bool, what: &str) -> Result<()> {
+    non_empty(key, axis)?;
+    if let Some(bad) = axis.values().into_iter().find(|&v| !ok(v)) {
+        bail!("{key}: {bad} is not allowed; it must be {what}");
+    }
+    Ok(())
+}

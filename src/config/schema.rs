@@ -1,0 +1,98 @@
+//! The YAML schema. Every struct denies unknown keys, so a misspelt key is an error that names it
+//! (with its path and line, from serde_yaml). Any value written as a list is a sweep axis; the plan
+//! multiplies the axes out (see `plan`).
+use serde::{Deserialize, Serialize};
+
+/// A setting that is either one value or a list of values to sweep over.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(untagged, expecting = "a value or a list of values")]
+pub enum Axis<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: Clone> Axis<T> {
+    /// The values of the axis, in the order written.
+    pub fn values(&self) -> Vec<T> {
+        match self {
+            Axis::One(v) => vec![v.clone()],
+            Axis::Many(vs) => vs.clone(),
+        }
+    }
+}
+
+impl<T> From<T> for Axis<T> {
+    fn from(value: T) -> Self {
+        Axis::One(value)
+    }
+}
+
+/// A whole experiment file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Names the output folder `OUT/<name>/` and the `experiment` column.
+    pub name: String,
+    /// One run per seed (and per combination of the other axes).
+    #[serde(default = "default_seeds")]
+    pub seeds: Axis<u64>,
+    pub task: Task,
+}
+
+fn default_seeds() -> Axis<u64> {
+    Axis::One(1)
+}
+
+/// What each run trains: exactly one of the sections. (A struct of optional sections rather than
+/// an enum, because serde_yaml reads enums only from `!tags`.)
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Task {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_student: Option<TeacherStudent>,
+}
+
+/// The teacher-student setting (DESIGN.md §4). Sizes are read as signed integers so that a
+/// negative value gets prunelab's own message rather than a parse error.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeacherStudent {
+    /// N, the input dimension.
+    pub input_dim: Axis<i64>,
+    /// M, the teacher's hidden units.
+    pub teacher_hidden: Axis<i64>,
+    /// K, the student's hidden units (a multiple of M).
+    pub student_hidden: Axis<i64>,
+    /// v*, every teacher second-layer weight.
+    #[serde(default = "default_v_star")]
+    pub v_star: Axis<f64>,
+    /// σ, the standard deviation of the label noise.
+    #[serde(default = "default_noise")]
+    pub noise_std: Axis<f64>,
+    /// Online SGD steps (one fresh sample each).
+    pub train_steps: Axis<i64>,
+    /// Held-out samples for the empirical error.
+    pub test_samples: Axis<i64>,
+    /// η; the layers use η/√N (first) and η/N (second).
+    pub lr: Axis<f64>,
+    /// `auto` (fused loops on CPU, tensors on CUDA), `fused` (CPU only) or `tensor`.
+    #[serde(default)]
+    pub engine: EngineChoice,
+}
+
+fn default_v_star() -> Axis<f64> {
+    Axis::One(4.0)
+}
+fn default_noise() -> Axis<f64> {
+    Axis::One(0.0)
+}
+
+/// Which online SGD implementation to use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineChoice {
+    #[default]
+    Auto,
+    Fused,
+    Tensor,
+}

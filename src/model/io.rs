@@ -1,0 +1,61 @@
+//! Model files. Teacher-student networks are saved as `.safetensors` with tensors `w` [K, N] and
+//! `v` [K] (f32) and the architecture in the header metadata (`prunelab.arch = two_layer`,
+//! activation, sizes), so that PyTorch's `safetensors.torch.load_file` opens them as they are.
+use crate::files::write_atomic;
+use crate::model::two_layer::TwoLayer;
+use anyhow::{bail, Context, Result};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Saves a two-layer network; `role` ("teacher" or "student") is recorded in the metadata.
+pub fn save_two_layer(net: &TwoLayer, role: &str, path: &Path) -> Result<()> {
+    let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let (w, v) = (bytes(&net.w), bytes(&net.v));
+    let tensors = [
+        ("w", TensorView::new(Dtype::F32, vec![net.hidden, net.input_dim], &w)?),
+        ("v", TensorView::new(Dtype::F32, vec![net.hidden], &v)?),
+    ];
+    let metadata: HashMap<String, String> = [
+        ("format", "pt".to_string()),
+        ("prunelab.arch", "two_layer".to_string()),
+        ("prunelab.role", role.to_string()),
+        ("prunelab.activation", "erf(x/sqrt(2))".to_string()),
+        ("prunelab.preactivation", "w x / sqrt(input_dim)".to_string()),
+        ("prunelab.input_dim", net.input_dim.to_string()),
+        ("prunelab.hidden", net.hidden.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let data = safetensors::tensor::serialize(tensors, &Some(metadata))
+        .with_context(|| format!("encoding {}", path.display()))?;
+    write_atomic(path, &data)
+}
+
+/// Loads a two-layer network saved by `save_two_layer` (or any safetensors file with f32 `w`
+/// [K, N] and `v` [K] or [1, K], as PyTorch's `nn.Linear` layouts give).
+pub fn load_two_layer(path: &Path) -> Result<TwoLayer> {
+    let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let file = SafeTensors::deserialize(&data)
+        .with_context(|| format!("{} is not a valid safetensors file", path.display()))?;
+    let tensor = |name: &str| -> Result<(Vec<usize>, Vec<f32>)> {
+        let view = file
+            .tensor(name)
+            .with_context(|| format!("{} has no tensor `{name}`", path.display()))?;
+        if view.dtype() != Dtype::F32 {
+            bail!("{}: tensor `{name}` is {:?}, expected F32", path.display(), view.dtype());
+        }
+        let values = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        Ok((view.shape().to_vec(), values.collect()))
+    };
+    let (w_shape, w) = tensor("w")?;
+    let (v_shape, v) = tensor("v")?;
+    let [hidden, input_dim] = w_shape[..] else {
+        bail!("{}: tensor `w` has shape {w_shape:?}, expected [hidden, input_dim]", path.display());
+    };
+    if v.len() != hidden || !(v_shape == [hidden] || v_shape == [1, hidden]) {
+        bail!("{}: tensor `v` has shape {v_shape:?}, expected [{hidden}] to match `w` {w_shape:?}", path.display());
+    }
+    TwoLayer::new(input_dim, hidden, w, v).with_context(|| format!("loading {}", path.display()))
+}

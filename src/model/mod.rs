@@ -1,0 +1,3 @@
+//! Networks and their files.
+pub mod io;
+pub mod two_layer;

@@ -1,0 +1,2 @@
+//! Training: online SGD for teacher-student students.
+pub mod online;

@@ -1,0 +1,2 @@
+//! Integration tests: one binary (libtorch is linked once). Each module covers one area.
+mod common;
