@@ -28,13 +28,20 @@ impl TestSet {
 
     /// ε̂ = ½·mean over the test set of (ŷ − y)² for `net`.
     pub fn ge_empirical(&self, net: &TwoLayer) -> f64 {
+        self.losses(net).mean(Kind::Double).double_value(&[])
+    }
+
+    /// The per-sample losses ½(ŷ − y)² ([samples], f64).
+    pub fn losses(&self, net: &TwoLayer) -> Tensor {
         let _guard = tch::no_grad_guard();
         let device = self.x.device();
-        let w = Tensor::from_slice(&net.w).view([net.hidden as i64, net.input_dim as i64]).to_device(device);
+        let w = Tensor::from_slice(&net.w)
+            .view([net.hidden as i64, net.input_dim as i64])
+            .to_device(device);
         let v = Tensor::from_slice(&net.v).to_device(device);
         let lam = self.x.matmul(&w.tr()) / (net.input_dim as f64).sqrt();
         let y_hat = (lam * std::f64::consts::FRAC_1_SQRT_2).erf().mv(&v);
-        ((y_hat - &self.y).to_kind(Kind::Double).square().mean(Kind::Double) * 0.5).double_value(&[])
+        (y_hat - &self.y).to_kind(Kind::Double).square() * 0.5
     }
 }
 

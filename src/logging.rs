@@ -20,7 +20,8 @@ pub fn init(verbosity: i8) {
         _ => "debug",
     };
     let stderr_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let stderr = fmt::layer().with_writer(std::io::stderr).with_target(false).with_filter(stderr_filter);
+    let stderr =
+        fmt::layer().with_writer(std::io::stderr).with_target(false).with_filter(stderr_filter);
     let file = fmt::layer()
         .with_writer(|| FileWriter)
         .with_ansi(false)

@@ -97,7 +97,12 @@ pub fn plan(experiment: &Experiment) -> Result<Plan> {
                                             });
                                             for seed in experiment.seeds.values() {
                                                 let id = run_id(seed, &task);
-                                                runs.push(Run { id, seed, task: task.clone(), engine: ts.engine });
+                                                runs.push(Run {
+                                                    id,
+                                                    seed,
+                                                    task: task.clone(),
+                                                    engine: ts.engine,
+                                                });
                                             }
                                         }
                                     }
@@ -113,7 +118,10 @@ pub fn plan(experiment: &Experiment) -> Result<Plan> {
     let mut ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
     ids.sort_unstable();
     if let Some(pair) = ids.windows(2).find(|w| w[0] == w[1]) {
-        bail!("the plan has two identical runs (id {}): a sweep axis lists the same value twice", pair[0]);
+        bail!(
+            "the plan has two identical runs (id {}): a sweep axis lists the same value twice",
+            pair[0]
+        );
     }
     Ok(Plan { experiment: experiment.name.clone(), runs })
 }

@@ -67,10 +67,14 @@ impl ResultsFile {
     /// Opens `path`, writing the header if the file is new. An existing file must have our header.
     pub fn open(path: &Path) -> Result<Self> {
         if path.exists() {
-            let mut reader = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+            let mut reader = csv::Reader::from_path(path)
+                .with_context(|| format!("reading {}", path.display()))?;
             let header = reader.headers().with_context(|| format!("reading {}", path.display()))?;
             if header.iter().ne(COLUMNS) {
-                bail!("{} exists but is not a prunelab results file (its header differs)", path.display());
+                bail!(
+                    "{} exists but is not a prunelab results file (its header differs)",
+                    path.display()
+                );
             }
         } else {
             let mut writer = csv::Writer::from_writer(Vec::new());
@@ -92,7 +96,9 @@ impl ResultsFile {
             .append(true)
             .open(&self.path)
             .with_context(|| format!("opening {}", self.path.display()))?;
-        file.write_all(&bytes).and_then(|_| file.sync_data()).with_context(|| format!("appending to {}", self.path.display()))
+        file.write_all(&bytes)
+            .and_then(|_| file.sync_data())
+            .with_context(|| format!("appending to {}", self.path.display()))
     }
 
     /// All rows written so far.
@@ -103,11 +109,14 @@ impl ResultsFile {
 
 /// Reads a results.csv.
 pub fn read_rows(path: &Path) -> Result<Vec<ResultRow>> {
-    let mut reader = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
     reader
         .deserialize()
         .enumerate()
-        .map(|(i, row)| row.with_context(|| format!("{}: row {} is malformed", path.display(), i + 2)))
+        .map(|(i, row)| {
+            row.with_context(|| format!("{}: row {} is malformed", path.display(), i + 2))
+        })
         .collect()
 }
 
@@ -136,7 +145,10 @@ impl Manifest {
 
 /// The current UTC time as RFC 3339 (seconds).
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;
@@ -148,5 +160,10 @@ pub fn now_rfc3339() -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

@@ -49,12 +49,18 @@ pub fn engine_for(choice: EngineChoice, device: Device) -> Result<Engine> {
 }
 
 /// Runs every run of `plan` (checked beforehand) and records it under `options.out/<name>/`.
-pub fn run_plan(config_path: &Path, experiment: &Experiment, plan: &Plan, options: &RunOptions) -> Result<Outcome> {
+pub fn run_plan(
+    config_path: &Path,
+    experiment: &Experiment,
+    plan: &Plan,
+    options: &RunOptions,
+) -> Result<Outcome> {
     for run in &plan.runs {
         engine_for(run.engine, options.device)?;
     }
     let dir = options.out.join(&experiment.name);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the output folder {}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the output folder {}", dir.display()))?;
     let resolved = config::to_yaml(experiment)?;
     let resolved_path = dir.join("config.resolved.yaml");
     let results_path = dir.join("results.csv");
@@ -87,7 +93,10 @@ pub fn run_plan(config_path: &Path, experiment: &Experiment, plan: &Plan, option
         device: device_name(options.device),
         threads: options.threads,
         config_path: config_path.display().to_string(),
-        config_sha256: Sha256::digest(resolved.as_bytes()).iter().map(|b| format!("{b:02x}")).collect(),
+        config_sha256: Sha256::digest(resolved.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
         seeds: experiment.seeds.values(),
         runs: plan.runs.len(),
         started: now_rfc3339(),
@@ -151,7 +160,12 @@ fn base_row(experiment: &str, run: &Run, device: Device) -> ResultRow {
     }
 }
 
-fn execute(run: &Run, experiment: &str, dir: &Path, options: &RunOptions) -> Result<Vec<ResultRow>> {
+fn execute(
+    run: &Run,
+    experiment: &str,
+    dir: &Path,
+    options: &RunOptions,
+) -> Result<Vec<ResultRow>> {
     match &run.task {
         RunTask::TeacherStudent(ts) => teacher_student(run, experiment, ts, dir, options),
     }
@@ -166,26 +180,45 @@ fn teacher_student(
     options: &RunOptions,
 ) -> Result<Vec<ResultRow>> {
     let started = std::time::Instant::now();
-    let teacher = TwoLayer::gaussian(ts.input_dim, ts.teacher_hidden, Some(ts.v_star as f32), &mut seed::rng(run.seed, "teacher"));
-    let mut student = TwoLayer::gaussian(ts.input_dim, ts.student_hidden, None, &mut seed::rng(run.seed, "student"));
-    let mut stream = TeacherStream::new(&teacher, ts.noise_std as f32, seed::rng(run.seed, "train"));
+    let teacher = TwoLayer::gaussian(
+        ts.input_dim,
+        ts.teacher_hidden,
+        Some(ts.v_star as f32),
+        &mut seed::rng(run.seed, "teacher"),
+    );
+    let mut student = TwoLayer::gaussian(
+        ts.input_dim,
+        ts.student_hidden,
+        None,
+        &mut seed::rng(run.seed, "student"),
+    );
+    let mut stream =
+        TeacherStream::new(&teacher, ts.noise_std as f32, seed::rng(run.seed, "train"));
     let engine = engine_for(run.engine, options.device)?;
 
     let bar = progress_bar(options.progress, ts.train_steps, &run.id);
-    let report = online::train(&mut student, &mut stream, ts.train_steps, ts.lr, engine, |done, loss| {
-        bar.set_position(done);
-        bar.set_message(format!("ε≈{loss:.4}"));
-    });
+    let report =
+        online::train(&mut student, &mut stream, ts.train_steps, ts.lr, engine, |done, loss| {
+            bar.set_position(done);
+            bar.set_message(format!("ε≈{loss:.4}"));
+        });
     bar.finish_and_clear();
     let report = report?;
-    tracing::info!(steps = report.steps, seconds = report.seconds, steps_per_s = report.steps as f64 / report.seconds, "trained");
+    tracing::info!(
+        steps = report.steps,
+        seconds = report.seconds,
+        steps_per_s = report.steps as f64 / report.seconds,
+        "trained"
+    );
 
     let models = dir.join("models").join(&run.id);
-    std::fs::create_dir_all(&models).with_context(|| format!("cannot create {}", models.display()))?;
+    std::fs::create_dir_all(&models)
+        .with_context(|| format!("cannot create {}", models.display()))?;
     save_two_layer(&teacher, "teacher", &models.join("teacher.safetensors"))?;
     save_two_layer(&student, "student", &models.join("student.safetensors"))?;
 
-    let mut test_stream = TeacherStream::new(&teacher, ts.noise_std as f32, seed::rng(run.seed, "test"));
+    let mut test_stream =
+        TeacherStream::new(&teacher, ts.noise_std as f32, seed::rng(run.seed, "test"));
     let test = TestSet::draw(&mut test_stream, ts.test_samples, options.device);
     let ge_empirical = test.ge_empirical(&student);
     let ge_theory = ge_theory(&student, &teacher)?;
@@ -211,9 +244,11 @@ fn progress_bar(enabled: bool, len: u64, id: &str) -> ProgressBar {
     }
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:32}] {human_pos}/{human_len} steps  {per_sec}  {msg}  eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{prefix} [{bar:32}] {human_pos}/{human_len} steps  {per_sec}  {msg}  eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar.set_prefix(format!("run {id}"));
     bar

@@ -10,7 +10,9 @@ pub type Rng = Xoshiro256PlusPlus;
 
 /// A 64-bit seed for `stream`, derived from `seed` (FNV-1a of the name, mixed by SplitMix64).
 pub fn derive(seed: u64, stream: &str) -> u64 {
-    let name = stream.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let name = stream
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
     splitmix64(seed ^ splitmix64(name))
 }
 

@@ -1,2 +1,5 @@
 //! Integration tests: one binary (libtorch is linked once). Each module covers one area.
+mod cli_run;
 mod common;
+mod theory_vs_empirical;
+mod training;

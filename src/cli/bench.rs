@@ -9,7 +9,9 @@ use tch::Device;
 
 /// Measure speed (online SGD in the paper setting).
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  prunelab bench sgd\n  prunelab bench sgd --steps 100000 --tensor")]
+#[command(
+    after_help = "Examples:\n  prunelab bench sgd\n  prunelab bench sgd --steps 100000 --tensor"
+)]
 pub struct Args {
     #[command(subcommand)]
     what: What,
@@ -36,7 +38,8 @@ pub fn run(args: Args) -> Result<Status> {
                 let teacher = TwoLayer::gaussian(500, 2, Some(4.0), &mut seed::rng(1, "teacher"));
                 let mut student = TwoLayer::gaussian(500, 6, None, &mut seed::rng(1, "student"));
                 let mut stream = TeacherStream::new(&teacher, 0.0, seed::rng(1, "train"));
-                let report = online::train(&mut student, &mut stream, steps, 0.5, engine, |_, _| {})?;
+                let report =
+                    online::train(&mut student, &mut stream, steps, 0.5, engine, |_, _| {})?;
                 println!(
                     "online SGD ({engine:?}): {steps} steps in {:.3} s = {:.0} steps/s (error at the end ≈ {:.4})",
                     report.seconds,

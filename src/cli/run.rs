@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 /// Run experiments or sweeps defined in YAML files.
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  prunelab run configs/quickstart.yaml\n  prunelab run configs/quickstart.yaml --dry-run\n  prunelab run sweep.yaml --out results --threads 1 --resume")]
+#[command(
+    after_help = "Examples:\n  prunelab run configs/quickstart.yaml\n  prunelab run configs/quickstart.yaml --dry-run\n  prunelab run sweep.yaml --out results --threads 1 --resume"
+)]
 pub struct Args {
     /// Experiment files (YAML); every file is checked before any of them runs.
     #[arg(required = true, value_name = "CONFIG.yaml")]
@@ -37,7 +39,8 @@ pub fn run(args: Args, quiet: bool) -> Result<Status> {
     let mut loaded = Vec::new();
     for path in &args.configs {
         let experiment = config::load(path)?;
-        let plan = plan::plan(&experiment).with_context(|| format!("invalid config {}", path.display()))?;
+        let plan = plan::plan(&experiment)
+            .with_context(|| format!("invalid config {}", path.display()))?;
         loaded.push((path, experiment, plan));
     }
     if args.dry_run {

@@ -16,7 +16,9 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Command {
     /// Order parameters Q, R, T and the analytic error ε of a saved student against its teacher.
-    #[command(after_help = "Examples:\n  prunelab theory order-params runs/quickstart/models/<run_id>\n  prunelab theory order-params --student s.safetensors --teacher t.safetensors --json")]
+    #[command(
+        after_help = "Examples:\n  prunelab theory order-params runs/quickstart/models/<run_id>\n  prunelab theory order-params --student s.safetensors --teacher t.safetensors --json"
+    )]
     OrderParams {
         /// A run's model folder holding student.safetensors and teacher.safetensors.
         #[arg(required_unless_present_all = ["student", "teacher"])]

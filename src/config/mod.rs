@@ -31,7 +31,10 @@ pub fn to_yaml(experiment: &Experiment) -> Result<String> {
 /// plan, which is also built before anything runs.
 pub fn validate(experiment: &Experiment) -> Result<()> {
     let name = &experiment.name;
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || name.starts_with('.') {
+    if name.is_empty()
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        || name.starts_with('.')
+    {
         bail!("name: {name:?} must be a non-empty folder name of letters, digits, '-', '_' or '.'");
     }
     non_empty("seeds", &experiment.seeds)?;
@@ -45,7 +48,12 @@ pub fn validate(experiment: &Experiment) -> Result<()> {
             at_least(&key("train_steps"), &ts.train_steps, 0)?;
             at_least(&key("test_samples"), &ts.test_samples, 1)?;
             check_f64(&key("v_star"), &ts.v_star, |v| v.is_finite(), "a finite number")?;
-            check_f64(&key("noise_std"), &ts.noise_std, |v| v.is_finite() && v >= 0.0, "a finite number ≥ 0")?;
+            check_f64(
+                &key("noise_std"),
+                &ts.noise_std,
+                |v| v.is_finite() && v >= 0.0,
+                "a finite number ≥ 0",
+            )?;
             check_f64(&key("lr"), &ts.lr, |v| v.is_finite() && v > 0.0, "a finite number > 0")?;
         }
     }

@@ -1,14 +1,50 @@
 //! The YAML schema. Every struct denies unknown keys, so a misspelt key is an error that names it
 //! (with its path and line, from serde_yaml). Any value written as a list is a sweep axis; the plan
 //! multiplies the axes out (see `plan`).
-use serde::{Deserialize, Serialize};
+use serde::de::{self, value::SeqAccessDeserializer, IntoDeserializer, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::marker::PhantomData;
 
 /// A setting that is either one value or a list of values to sweep over.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
-#[serde(untagged, expecting = "a value or a list of values")]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
 pub enum Axis<T> {
     One(T),
     Many(Vec<T>),
+}
+
+/// Reads a scalar as `One` and a sequence as `Many`, passing the value straight to `T` so that a
+/// wrong type is reported by `T` with the key's own path and line (serde's untagged enums would
+/// only say that nothing matched, at the enclosing map).
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Axis<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AxisVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for AxisVisitor<T> {
+            type Value = Axis<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a value or a list of values")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Vec::<T>::deserialize(SeqAccessDeserializer::new(seq)).map(Axis::Many)
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                T::deserialize(v.into_deserializer()).map(Axis::One)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                T::deserialize(v.into_deserializer()).map(Axis::One)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                T::deserialize(v.into_deserializer()).map(Axis::One)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                T::deserialize(v.into_deserializer()).map(Axis::One)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                T::deserialize(v.into_deserializer()).map(Axis::One)
+            }
+        }
+        deserializer.deserialize_any(AxisVisitor(PhantomData))
+    }
 }
 
 impl<T: Clone> Axis<T> {

@@ -1,2 +1,5 @@
-//! Data sources: the teacher-student stream (and, for real data, dataset files).
+//! Data sources: the teacher-student stream, and dataset files (MNIST-format IDX, CIFAR-10 binary).
+pub mod cifar;
+pub mod dataset_dir;
+pub mod idx;
 pub mod teacher;

@@ -46,7 +46,8 @@ pub fn load_two_layer(path: &Path) -> Result<TwoLayer> {
         if view.dtype() != Dtype::F32 {
             bail!("{}: tensor `{name}` is {:?}, expected F32", path.display(), view.dtype());
         }
-        let values = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let values =
+            view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
         Ok((view.shape().to_vec(), values.collect()))
     };
     let (w_shape, w) = tensor("w")?;
@@ -55,7 +56,10 @@ pub fn load_two_layer(path: &Path) -> Result<TwoLayer> {
         bail!("{}: tensor `w` has shape {w_shape:?}, expected [hidden, input_dim]", path.display());
     };
     if v.len() != hidden || !(v_shape == [hidden] || v_shape == [1, hidden]) {
-        bail!("{}: tensor `v` has shape {v_shape:?}, expected [{hidden}] to match `w` {w_shape:?}", path.display());
+        bail!(
+            "{}: tensor `v` has shape {v_shape:?}, expected [{hidden}] to match `w` {w_shape:?}",
+            path.display()
+        );
     }
     TwoLayer::new(input_dim, hidden, w, v).with_context(|| format!("loading {}", path.display()))
 }

@@ -34,7 +34,10 @@ pub struct TwoLayer {
 impl TwoLayer {
     /// Checks that the weight vectors have the sizes their shape promises.
     pub fn new(input_dim: usize, hidden: usize, w: Vec<f32>, v: Vec<f32>) -> Result<Self> {
-        ensure!(input_dim > 0 && hidden > 0, "a two-layer network needs input_dim > 0 and hidden > 0");
+        ensure!(
+            input_dim > 0 && hidden > 0,
+            "a two-layer network needs input_dim > 0 and hidden > 0"
+        );
         ensure!(
             w.len() == hidden * input_dim && v.len() == hidden,
             "weights of shape [{}] and [{}] do not fit a {hidden}×{input_dim} two-layer network",

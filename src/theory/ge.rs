@@ -12,10 +12,12 @@ use std::f64::consts::PI;
 
 /// ε from Q, R, T and the second layers `v` (student, length K) and `v_star` (teacher, length M).
 /// With label noise σ the expected empirical test loss ½·MSE is ε + σ²/2.
+#[allow(clippy::needless_range_loop)] // the indices mirror the formula
 pub fn generalisation_error(op: &OrderParams, v: &[f64], v_star: &[f64]) -> f64 {
     assert_eq!(v.len(), op.k, "v has {} entries for K = {}", v.len(), op.k);
     assert_eq!(v_star.len(), op.m, "v* has {} entries for M = {}", v_star.len(), op.m);
-    let asin = |c: f64, a: f64, b: f64| (c / ((1.0 + a) * (1.0 + b)).sqrt()).clamp(-1.0, 1.0).asin();
+    let asin =
+        |c: f64, a: f64, b: f64| (c / ((1.0 + a) * (1.0 + b)).sqrt()).clamp(-1.0, 1.0).asin();
     let mut student = 0.0;
     for i in 0..op.k {
         for k in 0..op.k {

@@ -29,7 +29,8 @@ impl OrderParams {
             let mut out = Vec::with_capacity(a.hidden * b.hidden);
             for i in 0..a.hidden {
                 for j in 0..b.hidden {
-                    let s: f64 = a.row(i).iter().zip(b.row(j)).map(|(x, y)| *x as f64 * *y as f64).sum();
+                    let s: f64 =
+                        a.row(i).iter().zip(b.row(j)).map(|(x, y)| *x as f64 * *y as f64).sum();
                     out.push(s / n);
                 }
             }

@@ -65,7 +65,9 @@ pub struct TensorStudent {
 
 impl TensorStudent {
     pub fn new(net: &TwoLayer, device: Device) -> Self {
-        let w = Tensor::from_slice(&net.w).view([net.hidden as i64, net.input_dim as i64]).to_device(device);
+        let w = Tensor::from_slice(&net.w)
+            .view([net.hidden as i64, net.input_dim as i64])
+            .to_device(device);
         let v = Tensor::from_slice(&net.v).to_device(device);
         Self { w, v, input_dim: net.input_dim }
     }
@@ -126,13 +128,16 @@ pub fn train(
                 recent_loss = sum / size as f64;
             }
             Some((ts, device)) => {
-                let x_chunk = Tensor::from_slice(&xs[..size * n]).view([size as i64, n as i64]).to_device(*device);
+                let x_chunk = Tensor::from_slice(&xs[..size * n])
+                    .view([size as i64, n as i64])
+                    .to_device(*device);
                 let y_chunk = Tensor::from_slice(&ys[..size]).to_device(*device);
                 let _guard = tch::no_grad_guard();
                 // The chunk's loss is measured before its updates, with the weights at its start.
                 let lam = x_chunk.matmul(&ts.w.tr()) / (n as f64).sqrt();
                 let out = (lam * std::f64::consts::FRAC_1_SQRT_2).erf().mv(&ts.v);
-                recent_loss = ((out - &y_chunk).square().mean(Kind::Double) * 0.5).double_value(&[]);
+                recent_loss =
+                    ((out - &y_chunk).square().mean(Kind::Double) * 0.5).double_value(&[]);
                 for i in 0..size as i64 {
                     ts.step(&x_chunk.get(i), &y_chunk.get(i), lr);
                 }

@@ -1,1 +1,44 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests: a fresh folder per test and the prunelab binary.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A fresh, empty folder for one test: `<tmp>/prunelab-tests/<name>-<pid>`.
+pub fn test_dir(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join("prunelab-tests").join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create test dir");
+    dir
+}
+
+/// Runs the prunelab binary with `args` in `cwd`.
+pub fn prunelab(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_prunelab"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run prunelab")
+}
+
+/// stderr as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The project root (for configs/).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A small teacher-student config (N=50, M=2, K=4) with `extra` lines appended under teacher_student.
+pub fn small_config(name: &str, extra: &str) -> String {
+    format!(
+        "name: {name}\nseeds: [1, 2]\ntask:\n  teacher_student:\n    input_dim: 50\n    teacher_hidden: 2\n    \
+         student_hidden: 4\n    train_steps: 20000\n    test_samples: 5000\n    lr: 0.5\n{extra}"
+    )
+}
+
+pub fn assert_close(a: f64, b: f64, tol: f64, what: &str) {
+    assert!((a - b).abs() <= tol, "{what}: {a} vs {b} (tolerance {tol})");
+}
