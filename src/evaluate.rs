@@ -31,6 +31,62 @@ impl TestSet {
         self.losses(net).mean(Kind::Double).double_value(&[])
     }
 
+    /// ε̂ for many networks of the same shape at once (one matmul per group of networks).
+    pub fn ge_empirical_many(&self, nets: &[TwoLayer]) -> Vec<f64> {
+        let Some(first) = nets.first() else { return Vec::new() };
+        let _guard = tch::no_grad_guard();
+        let device = self.x.device();
+        let (samples, k, n) = (self.x.size()[0], first.hidden as i64, first.input_dim as i64);
+        // Keep the [samples, group·K] pre-activations around 64 MB.
+        let group = ((16_000_000 / (samples * k).max(1)) as usize).clamp(1, nets.len());
+        let mut out = Vec::with_capacity(nets.len());
+        for chunk in nets.chunks(group) {
+            let s = chunk.len() as i64;
+            let w: Vec<f32> = chunk.iter().flat_map(|net| net.w.iter().copied()).collect();
+            let v: Vec<f32> = chunk.iter().flat_map(|net| net.v.iter().copied()).collect();
+            let w = Tensor::from_slice(&w).view([s * k, n]).to_device(device);
+            let v = Tensor::from_slice(&v).view([1, s, k]).to_device(device);
+            let lam = self.x.matmul(&w.tr()) / (n as f64).sqrt(); // [samples, s·K]
+            let g = (lam * std::f64::consts::FRAC_1_SQRT_2).erf().view([samples, s, k]);
+            let y_hat = (g * v).sum_dim_intlist(-1, false, Kind::Float); // [samples, s]
+            let err = (y_hat - self.y.unsqueeze(1)).to_kind(Kind::Double).square().mean_dim(
+                0,
+                false,
+                Kind::Double,
+            ) * 0.5;
+            out.extend(Vec::<f64>::try_from(err).expect("a vector of errors"));
+        }
+        out
+    }
+
+    /// The activations g(X wᵀ/√N) of `net`'s units on the test inputs ([samples, K]).
+    pub fn activations(&self, net: &TwoLayer) -> Tensor {
+        let _guard = tch::no_grad_guard();
+        let w = Tensor::from_slice(&net.w)
+            .view([net.hidden as i64, net.input_dim as i64])
+            .to_device(self.x.device());
+        (self.x.matmul(&w.tr()) / (net.input_dim as f64).sqrt() * std::f64::consts::FRAC_1_SQRT_2)
+            .erf()
+    }
+
+    /// ε̂ for networks that share the first layer whose `activations` are given (units removed by
+    /// node pruning output g(0) = 0, so only the second layers `vs` differ): one cheap product.
+    pub fn ge_empirical_from_activations(&self, activations: &Tensor, vs: &[Vec<f32>]) -> Vec<f64> {
+        if vs.is_empty() {
+            return Vec::new();
+        }
+        let _guard = tch::no_grad_guard();
+        let flat: Vec<f32> = vs.iter().flatten().copied().collect();
+        let v = Tensor::from_slice(&flat).view([vs.len() as i64, -1]).to_device(self.x.device()); // [S, K]
+        let y_hat = activations.matmul(&v.tr()); // [samples, S]
+        let err = (y_hat - self.y.unsqueeze(1)).to_kind(Kind::Double).square().mean_dim(
+            0,
+            false,
+            Kind::Double,
+        ) * 0.5;
+        Vec::<f64>::try_from(err).expect("a vector of errors")
+    }
+
     /// The per-sample losses ½(ŷ − y)² ([samples], f64).
     pub fn losses(&self, net: &TwoLayer) -> Tensor {
         let _guard = tch::no_grad_guard();

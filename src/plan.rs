@@ -1,13 +1,14 @@
 //! The plan: an experiment's sweep axes multiplied out into concrete runs, each with a stable id
 //! derived from its resolved settings (the same settings give the same id on any machine). All
 //! rules that tie several settings together are checked here, before anything runs.
-use crate::config::{EngineChoice, Experiment, Task};
+use crate::config::{EngineChoice, Experiment, Prune, Task};
+use crate::prune::budget::{self, Budget};
 use anyhow::{bail, Result};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// One teacher-student run's settings.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct TeacherStudentRun {
     pub input_dim: usize,
     pub teacher_hidden: usize,
@@ -44,6 +45,30 @@ pub struct Run {
     pub task: RunTask,
     /// How to train; not part of the id (it changes speed, not the mathematics).
     pub engine: EngineChoice,
+    /// How to prune the trained network, if at all.
+    pub prune: Option<Prune>,
+    /// The values of the settings that vary across the plan (seeds aside), e.g. `noise_std=0.25`:
+    /// the `settings` column of results.csv, for grouping in plots.
+    pub settings: String,
+}
+
+impl Run {
+    /// The budget points of the run's pruning (empty without pruning), already checked by `plan`.
+    pub fn budgets(&self) -> Result<Vec<Budget>> {
+        let (Some(prune), RunTask::TeacherStudent(ts)) = (&self.prune, &self.task) else {
+            return Ok(Vec::new());
+        };
+        let to_usize = |v: &Vec<i64>| v.iter().map(|&x| x as usize).collect::<Vec<_>>();
+        match (&prune.budget.nodes, &prune.budget.edges) {
+            (Some(nodes), _) => {
+                budget::from_nodes(&to_usize(nodes), ts.input_dim, ts.student_hidden, 1)
+            }
+            (None, Some(edges)) => {
+                budget::from_edges(&to_usize(edges), ts.input_dim, ts.student_hidden, 1)
+            }
+            (None, None) => Ok(Vec::new()),
+        }
+    }
 }
 
 /// All runs of an experiment, in a fixed order.
@@ -57,64 +82,58 @@ pub struct Plan {
 struct IdSource<'a> {
     seed: u64,
     task: &'a RunTask,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prune: Option<&'a Prune>,
 }
 
-fn run_id(seed: u64, task: &RunTask) -> String {
-    let json = serde_json::to_string(&IdSource { seed, task }).expect("run settings serialise");
+fn run_id(seed: u64, task: &RunTask, prune: Option<&Prune>) -> String {
+    let json =
+        serde_json::to_string(&IdSource { seed, task, prune }).expect("run settings serialise");
     let digest = Sha256::digest(json.as_bytes());
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Expands `experiment` into its runs and checks the rules between settings.
 pub fn plan(experiment: &Experiment) -> Result<Plan> {
+    let Task { teacher_student: Some(ts) } = &experiment.task else {
+        bail!("task: give one task section, `teacher_student`");
+    };
+    let mut tasks = vec![TeacherStudentRun::default()];
+    tasks = expand(tasks, ts.input_dim.values(), |t, v| t.input_dim = v as usize);
+    tasks = expand(tasks, ts.teacher_hidden.values(), |t, v| t.teacher_hidden = v as usize);
+    tasks = expand(tasks, ts.student_hidden.values(), |t, v| t.student_hidden = v as usize);
+    tasks = expand(tasks, ts.v_star.values(), |t, v| t.v_star = v);
+    tasks = expand(tasks, ts.noise_std.values(), |t, v| t.noise_std = v);
+    tasks = expand(tasks, ts.train_steps.values(), |t, v| t.train_steps = v as u64);
+    tasks = expand(tasks, ts.test_samples.values(), |t, v| t.test_samples = v as usize);
+    tasks = expand(tasks, ts.lr.values(), |t, v| t.lr = v);
+
     let mut runs = Vec::new();
-    #[allow(clippy::single_match)] // more task kinds follow
-    match &experiment.task {
-        Task { teacher_student: Some(ts) } => {
-            for input_dim in ts.input_dim.values() {
-                for teacher_hidden in ts.teacher_hidden.values() {
-                    for student_hidden in ts.student_hidden.values() {
-                        if student_hidden < teacher_hidden || student_hidden % teacher_hidden != 0 {
-                            bail!(
-                                "task.teacher_student: student_hidden K = {student_hidden} must be a multiple of \
-                                 teacher_hidden M = {teacher_hidden} and at least as large"
-                            );
-                        }
-                        for v_star in ts.v_star.values() {
-                            for noise_std in ts.noise_std.values() {
-                                for train_steps in ts.train_steps.values() {
-                                    for test_samples in ts.test_samples.values() {
-                                        for lr in ts.lr.values() {
-                                            let task = RunTask::TeacherStudent(TeacherStudentRun {
-                                                input_dim: input_dim as usize,
-                                                teacher_hidden: teacher_hidden as usize,
-                                                student_hidden: student_hidden as usize,
-                                                v_star,
-                                                noise_std,
-                                                train_steps: train_steps as u64,
-                                                test_samples: test_samples as usize,
-                                                lr,
-                                            });
-                                            for seed in experiment.seeds.values() {
-                                                let id = run_id(seed, &task);
-                                                runs.push(Run {
-                                                    id,
-                                                    seed,
-                                                    task: task.clone(),
-                                                    engine: ts.engine,
-                                                });
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+    for task in tasks {
+        let (k, m) = (task.student_hidden, task.teacher_hidden);
+        if k < m || k % m != 0 {
+            bail!(
+                "task.teacher_student: student_hidden K = {k} must be a multiple of teacher_hidden M = {m} \
+                 and at least as large"
+            );
         }
-        Task { teacher_student: None } => bail!("task: give one task section, `teacher_student`"),
+        let task = RunTask::TeacherStudent(task);
+        for seed in experiment.seeds.values() {
+            let prune = experiment.prune.clone();
+            let id = run_id(seed, &task, prune.as_ref());
+            let run = Run {
+                id,
+                seed,
+                task: task.clone(),
+                engine: ts.engine,
+                prune,
+                settings: String::new(),
+            };
+            run.budgets()?;
+            runs.push(run);
+        }
     }
+    label_varying_settings(&mut runs);
     let mut ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
     ids.sort_unstable();
     if let Some(pair) = ids.windows(2).find(|w| w[0] == w[1]) {
@@ -124,4 +143,42 @@ pub fn plan(experiment: &Experiment) -> Result<Plan> {
         );
     }
     Ok(Plan { experiment: experiment.name.clone(), runs })
+}
+
+/// Every run of `runs` once for each of `values`, with `set` applied (the product of one more axis).
+fn expand<R: Clone, T: Clone>(runs: Vec<R>, values: Vec<T>, set: impl Fn(&mut R, T)) -> Vec<R> {
+    runs.into_iter()
+        .flat_map(|run| {
+            values
+                .iter()
+                .map(|v| {
+                    let mut run = run.clone();
+                    set(&mut run, v.clone());
+                    run
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Sets each run's `settings` to the task settings that differ between runs, as `key=value;…`.
+fn label_varying_settings(runs: &mut [Run]) {
+    let flat = |run: &Run| -> Vec<(String, String)> {
+        let value = serde_json::to_value(&run.task).unwrap_or_default();
+        let fields =
+            value.as_object().and_then(|o| o.values().next()).and_then(|v| v.as_object()).cloned();
+        fields.unwrap_or_default().into_iter().map(|(k, v)| (k, v.to_string())).collect()
+    };
+    let all: Vec<Vec<(String, String)>> = runs.iter().map(flat).collect();
+    let Some(first) = all.first() else { return };
+    let varying: Vec<usize> =
+        (0..first.len()).filter(|&i| all.iter().any(|f| f.get(i) != first.get(i))).collect();
+    for (run, fields) in runs.iter_mut().zip(&all) {
+        run.settings = varying
+            .iter()
+            .filter_map(|&i| fields.get(i))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(";");
+    }
 }

@@ -31,10 +31,12 @@ pub struct ResultRow {
     /// `ok`, or `failed` with the reason in `error`.
     pub status: String,
     pub error: Option<String>,
+    /// The run's settings that vary across the experiment (`noise_std=0.25;lr=0.1`), for grouping.
+    pub settings: String,
 }
 
 /// The column names, in order.
-pub const COLUMNS: [&str; 21] = [
+pub const COLUMNS: [&str; 22] = [
     "experiment",
     "run_id",
     "task",
@@ -56,6 +58,7 @@ pub const COLUMNS: [&str; 21] = [
     "device",
     "status",
     "error",
+    "settings",
 ];
 
 /// An append-only results.csv.

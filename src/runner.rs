@@ -7,6 +7,7 @@ use crate::data::teacher::TeacherStream;
 use crate::evaluate::{ge_theory, TestSet};
 use crate::model::{io::save_two_layer, two_layer::TwoLayer};
 use crate::plan::{Plan, Run, RunTask, TeacherStudentRun};
+use crate::prune::teacher_student::{self as ts_prune, normalize_rows, StudentPruner};
 use crate::record::{now_rfc3339, Manifest, ResultRow, ResultsFile};
 use crate::seed;
 use crate::train::online::{self, Engine};
@@ -156,6 +157,7 @@ fn base_row(experiment: &str, run: &Run, device: Device) -> ResultRow {
         seed: run.seed,
         device: device_name(device),
         status: "ok".into(),
+        settings: run.settings.clone(),
         ..ResultRow::default()
     }
 }
@@ -220,22 +222,92 @@ fn teacher_student(
     let mut test_stream =
         TeacherStream::new(&teacher, ts.noise_std as f32, seed::rng(run.seed, "test"));
     let test = TestSet::draw(&mut test_stream, ts.test_samples, options.device);
-    let ge_empirical = test.ge_empirical(&student);
-    let ge_theory = ge_theory(&student, &teacher)?;
-    tracing::info!(ge_empirical, ge_theory, "evaluated");
-    Ok(vec![ResultRow {
-        method: "none".into(),
-        keep_nodes: Some(student.hidden as u64),
-        keep_edges: Some(student.input_dim as u64),
-        keep_fraction: Some(1.0),
-        achieved_fraction: Some(1.0),
-        params_total: Some(student.params_total() as u64),
-        params_nonzero: Some(student.params_nonzero() as u64),
-        ge_empirical: Some(ge_empirical),
-        ge_theory: Some(ge_theory),
-        wall_ms: Some(started.elapsed().as_secs_f64() * 1e3),
-        ..base_row(experiment, run, options.device)
-    }])
+    let unpruned_row = |method: &str, net: &TwoLayer, wall_ms: f64| -> Result<ResultRow> {
+        Ok(ResultRow {
+            method: method.into(),
+            keep_nodes: Some(net.hidden as u64),
+            keep_edges: Some(net.input_dim as u64),
+            keep_fraction: Some(1.0),
+            achieved_fraction: Some(net.params_nonzero() as f64 / net.params_total() as f64),
+            params_total: Some(net.params_total() as u64),
+            params_nonzero: Some(net.params_nonzero() as u64),
+            ge_empirical: Some(test.ge_empirical(net)),
+            ge_theory: Some(ge_theory(net, &teacher)?),
+            wall_ms: Some(wall_ms),
+            ..base_row(experiment, run, options.device)
+        })
+    };
+    let mut rows = vec![unpruned_row("none", &student, started.elapsed().as_secs_f64() * 1e3)?];
+    tracing::info!(ge_empirical = rows[0].ge_empirical, ge_theory = rows[0].ge_theory, "evaluated");
+    let Some(prune) = &run.prune else { return Ok(rows) };
+
+    let base = if prune.normalize_rows { normalize_rows(&student) } else { student.clone() };
+    if prune.normalize_rows {
+        rows.push(unpruned_row("normalized", &base, 0.0)?);
+    }
+    let options_ts = ts_prune::Options {
+        random: prune.random,
+        importance: prune.importance,
+        reweight_variant: prune.reweight_variant,
+    };
+    let mut pruner = StudentPruner::new(&base, options_ts);
+    let base_activations = test.activations(&base);
+    let budgets = run.budgets()?;
+    let bar = progress_bar(options.progress, (prune.methods.len() * budgets.len()) as u64, &run.id);
+    for &method in &prune.methods {
+        for budget in &budgets {
+            let started = std::time::Instant::now();
+            let mut rng = seed::rng(
+                run.seed,
+                &format!("masks/{}/{}/{}", method.name(), budget.nodes, budget.edges),
+            );
+            let count = if method.is_random() { prune.masks as usize } else { 1 };
+            let masks = (0..count)
+                .map(|_| pruner.mask(method, budget, &mut rng))
+                .collect::<Result<Vec<_>>>()?;
+            for reweight in prune.reweight.values() {
+                let nets: Vec<TwoLayer> =
+                    masks.iter().map(|mask| pruner.pruned(mask, reweight)).collect();
+                let empirical = if method.is_node() {
+                    // Node-pruned nets keep or zero whole rows of the base first layer.
+                    let vs: Vec<Vec<f32>> = nets.iter().map(|net| net.v.clone()).collect();
+                    test.ge_empirical_from_activations(&base_activations, &vs)
+                } else {
+                    test.ge_empirical_many(&nets)
+                };
+                let wall_ms = started.elapsed().as_secs_f64() * 1e3 / count as f64;
+                for (sample, (net, ge_empirical)) in nets.iter().zip(empirical).enumerate() {
+                    let (keep_nodes, keep_edges) = if method.is_node() {
+                        (budget.nodes, net.input_dim)
+                    } else {
+                        (net.hidden, budget.edges)
+                    };
+                    rows.push(ResultRow {
+                        layer: Some("w".into()),
+                        method: method.name().into(),
+                        reweight: Some(reweight),
+                        keep_nodes: Some(keep_nodes as u64),
+                        keep_edges: Some(keep_edges as u64),
+                        keep_fraction: Some(budget.fraction),
+                        achieved_fraction: Some(
+                            net.params_nonzero() as f64 / net.params_total() as f64,
+                        ),
+                        params_total: Some(net.params_total() as u64),
+                        params_nonzero: Some(net.params_nonzero() as u64),
+                        mask_sample: Some(sample as u64),
+                        ge_empirical: Some(ge_empirical),
+                        ge_theory: Some(ge_theory(net, &teacher)?),
+                        wall_ms: Some(wall_ms),
+                        ..base_row(experiment, run, options.device)
+                    });
+                }
+            }
+            bar.inc(1);
+            bar.set_message(format!("{} at {}:{}", method.name(), budget.nodes, budget.edges));
+        }
+    }
+    bar.finish_and_clear();
+    Ok(rows)
 }
 
 fn progress_bar(enabled: bool, len: u64, id: &str) -> ProgressBar {

@@ -1,5 +1,6 @@
 //! Integration tests: one binary (libtorch is linked once). Each module covers one area.
 mod cli_run;
 mod common;
+mod pruning;
 mod theory_vs_empirical;
 mod training;

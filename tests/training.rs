@@ -8,7 +8,7 @@ use prunelab::theory::order_params::OrderParams;
 use prunelab::train::online::{self, Engine};
 use tch::Device;
 
-fn paper_student(run_seed: u64, steps: u64) -> (TwoLayer, TwoLayer) {
+fn fresh_student(run_seed: u64, steps: u64) -> (TwoLayer, TwoLayer) {
     let teacher = TwoLayer::gaussian(500, 2, Some(4.0), &mut seed::rng(run_seed, "teacher"));
     let mut student = TwoLayer::gaussian(500, 6, None, &mut seed::rng(run_seed, "student"));
     let mut stream = TeacherStream::new(&teacher, 0.0, seed::rng(run_seed, "train"));
@@ -18,7 +18,7 @@ fn paper_student(run_seed: u64, steps: u64) -> (TwoLayer, TwoLayer) {
 
 /// Each teacher unit is followed by Z = K/M student units whose normalised overlap
 /// |R_in|/√(Q_ii T_nn) exceeds 0.9.
-fn is_specialised(op: &OrderParams) -> bool {
+pub fn is_specialised(op: &OrderParams) -> bool {
     let z = op.k / op.m;
     let mut followers = vec![0; op.m];
     for i in 0..op.k {
@@ -36,9 +36,10 @@ fn paper_setting_reaches_a_specialised_student_for_most_seeds() {
     let mut good = 0;
     let mut report = Vec::new();
     for run_seed in 1..=5 {
-        let (student, teacher) = paper_student(run_seed, 800_000);
-        let eps = ge_theory(&student, &teacher).unwrap();
-        let specialised = is_specialised(&OrderParams::new(&student, &teacher).unwrap());
+        let pair = crate::common::paper_student(run_seed, 0.0);
+        let (student, teacher) = (&pair.0, &pair.1);
+        let eps = ge_theory(student, teacher).unwrap();
+        let specialised = is_specialised(&OrderParams::new(student, teacher).unwrap());
         report.push(format!("seed {run_seed}: ε = {eps:.4}, specialised = {specialised}"));
         if eps < 0.05 && specialised {
             good += 1;
@@ -50,7 +51,7 @@ fn paper_setting_reaches_a_specialised_student_for_most_seeds() {
 #[test]
 fn an_untrained_student_is_not_specialised() {
     // Guards the specialisation check itself: random weights must fail it.
-    let (student, teacher) = paper_student(3, 0);
+    let (student, teacher) = fresh_student(3, 0);
     assert!(!is_specialised(&OrderParams::new(&student, &teacher).unwrap()));
     assert!(ge_theory(&student, &teacher).unwrap() > 1.0);
 }
@@ -91,9 +92,9 @@ fn divergence_is_reported_with_the_step() {
 
 #[test]
 fn the_same_seed_gives_the_same_student() {
-    let (a, _) = paper_student(11, 20_000);
-    let (b, _) = paper_student(11, 20_000);
-    let (c, _) = paper_student(12, 20_000);
+    let (a, _) = fresh_student(11, 20_000);
+    let (b, _) = fresh_student(11, 20_000);
+    let (c, _) = fresh_student(12, 20_000);
     assert_eq!(a, b);
     assert_ne!(a, c);
 }

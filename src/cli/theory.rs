@@ -2,7 +2,8 @@
 use super::Status;
 use crate::evaluate::ge_theory;
 use crate::model::io::load_two_layer;
-use crate::theory::order_params::OrderParams;
+use crate::prune::budget::edges_for_nodes;
+use crate::theory::{ge, order_params::OrderParams};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -15,6 +16,42 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum Command {
+    /// Theorem 1 (paper eq. 5–6): ε of DPP node pruning of an idealised specialised student to
+    /// kn = 1..M units, without and with DIVNET reweighting.
+    #[command(after_help = "Example:\n  prunelab theory theorem1 --m 2 --k 6 --v-star 4")]
+    Theorem1 {
+        /// Teacher hidden units M.
+        #[arg(long, default_value_t = 2)]
+        m: usize,
+        /// Student hidden units K (a multiple of M).
+        #[arg(long, default_value_t = 6)]
+        k: usize,
+        #[arg(long, default_value_t = 4.0)]
+        v_star: f64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The random-edge closed form (REFERENCE.md §2.2) at the edge budgets matched to kn = 1..K−1
+    /// kept nodes, or at given kept fractions.
+    #[command(
+        after_help = "Examples:\n  prunelab theory random-edge --m 2 --k 6 --n 500\n  prunelab theory random-edge --c 0.1,0.25,0.5"
+    )]
+    RandomEdge {
+        #[arg(long, default_value_t = 2)]
+        m: usize,
+        #[arg(long, default_value_t = 6)]
+        k: usize,
+        /// Input dimension N (for the matched budgets).
+        #[arg(long, default_value_t = 500)]
+        n: usize,
+        #[arg(long, default_value_t = 4.0)]
+        v_star: f64,
+        /// Kept fractions c instead of the matched budgets (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        c: Vec<f64>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Order parameters Q, R, T and the analytic error ε of a saved student against its teacher.
     #[command(
         after_help = "Examples:\n  prunelab theory order-params runs/quickstart/models/<run_id>\n  prunelab theory order-params --student s.safetensors --teacher t.safetensors --json"
@@ -35,6 +72,72 @@ enum Command {
 
 pub fn run(args: Args) -> Result<Status> {
     match args.command {
+        Command::Theorem1 { m, k, v_star, json } => {
+            check_sizes(m, k)?;
+            let z = k / m;
+            let rows: Vec<(usize, f64, f64)> = (1..=m)
+                .map(|kn| {
+                    (
+                        kn,
+                        ge::theorem1_dpp_node(m, z, v_star, kn),
+                        ge::theorem1_dpp_node_reweighted(m, v_star, kn),
+                    )
+                })
+                .collect();
+            if json {
+                let rows: Vec<_> = rows.iter().map(|(kn, e, r)| serde_json::json!({"kn": kn, "dpp_node": e, "dpp_node_reweighted": r})).collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"M": m, "K": k, "Z": z, "v_star": v_star, "rows": rows})
+                );
+            } else {
+                println!("Theorem 1, M = {m}, K = {k} (Z = {z}), v* = {v_star}");
+                println!("{:>4}  {:>12}  {:>16}", "kn", "ε DPP node", "ε DPP + DIVNET");
+                for (kn, e, r) in rows {
+                    println!("{kn:>4}  {e:>12.4}  {r:>16.4}");
+                }
+            }
+            Ok(Status::Ok)
+        }
+        Command::RandomEdge { m, k, n, v_star, c, json } => {
+            check_sizes(m, k)?;
+            anyhow::ensure!(n >= 1, "--n must be at least 1");
+            if let Some(bad) = c.iter().find(|c| !(**c > 0.0 && **c <= 1.0)) {
+                anyhow::bail!("--c: {bad} is not a kept fraction in (0, 1]");
+            }
+            let z = k / m;
+            let points: Vec<(String, f64)> = if c.is_empty() {
+                (1..k)
+                    .map(|kn| {
+                        let e = edges_for_nodes(kn, n, k, 1);
+                        (format!("{kn}:{e}"), e as f64 / n as f64)
+                    })
+                    .collect()
+            } else {
+                c.iter().map(|&c| (String::new(), c)).collect()
+            };
+            let rows: Vec<(String, f64, f64)> = points
+                .into_iter()
+                .map(|(label, c)| (label, c, ge::random_edge(m, z, v_star, c)))
+                .collect();
+            if json {
+                let rows: Vec<_> = rows
+                    .iter()
+                    .map(|(l, c, e)| serde_json::json!({"budget": l, "c": c, "random_edge": e}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"M": m, "K": k, "Z": z, "N": n, "v_star": v_star, "rows": rows})
+                );
+            } else {
+                println!("random edge pruning of an idealised student, M = {m}, K = {k} (Z = {z}), v* = {v_star}");
+                println!("{:>10}  {:>8}  {:>8}", "nodes:edges", "c", "ε");
+                for (label, c, e) in rows {
+                    println!("{label:>10}  {c:>8.4}  {e:>8.4}");
+                }
+            }
+            Ok(Status::Ok)
+        }
         Command::OrderParams { folder, student, teacher, json } => {
             let (student, teacher) = match folder {
                 Some(dir) => (dir.join("student.safetensors"), dir.join("teacher.safetensors")),
@@ -73,4 +176,12 @@ fn print_matrix(title: &str, values: &[f64], cols: usize) {
     for row in values.chunks(cols) {
         println!("  {}", row.iter().map(|x| format!("{x:8.4}")).collect::<Vec<_>>().join(" "));
     }
+}
+
+fn check_sizes(m: usize, k: usize) -> Result<()> {
+    anyhow::ensure!(
+        m >= 1 && k >= m && k.is_multiple_of(m),
+        "--k = {k} must be a positive multiple of --m = {m}"
+    );
+    Ok(())
 }

@@ -57,7 +57,23 @@ pub fn validate(experiment: &Experiment) -> Result<()> {
             check_f64(&key("lr"), &ts.lr, |v| v.is_finite() && v > 0.0, "a finite number > 0")?;
         }
     }
+    if let Some(prune) = &experiment.prune {
+        if prune.methods.is_empty() {
+            bail!("prune.methods: the list is empty; give at least one of {}", method_names());
+        }
+        at_least("prune.masks", &Axis::One(prune.masks), 1)?;
+        non_empty("prune.reweight", &prune.reweight)?;
+        match (&prune.budget.nodes, &prune.budget.edges) {
+            (Some(nodes), None) => at_least("prune.budget.nodes", &Axis::Many(nodes.clone()), 1)?,
+            (None, Some(edges)) => at_least("prune.budget.edges", &Axis::Many(edges.clone()), 1)?,
+            _ => bail!("prune.budget: give exactly one of `nodes` (kept units) or `edges` (kept inputs per unit)"),
+        }
+    }
     Ok(())
+}
+
+fn method_names() -> String {
+    crate::prune::Method::ALL.map(|m| m.name()).join(", ")
 }
 
 fn non_empty<T: Clone>(key: &str, axis: &Axis<T>) -> Result<()> {

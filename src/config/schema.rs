@@ -1,6 +1,7 @@
 //! The YAML schema. Every struct denies unknown keys, so a misspelt key is an error that names it
 //! (with its path and line, from serde_yaml). Any value written as a list is a sweep axis; the plan
 //! multiplies the axes out (see `plan`).
+use crate::prune::{ImportanceVariant, Method, RandomVariant, ReweightVariant};
 use serde::de::{self, value::SeqAccessDeserializer, IntoDeserializer, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::marker::PhantomData;
@@ -73,6 +74,9 @@ pub struct Experiment {
     #[serde(default = "default_seeds")]
     pub seeds: Axis<u64>,
     pub task: Task,
+    /// Pruning of each trained network (absent: train and evaluate only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<Prune>,
 }
 
 fn default_seeds() -> Axis<u64> {
@@ -131,4 +135,48 @@ pub enum EngineChoice {
     Auto,
     Fused,
     Tensor,
+}
+
+/// How each trained network is pruned: every method × budget × reweight choice, with `masks`
+/// samples for the random methods (importance masks are deterministic: one sample).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prune {
+    pub methods: Vec<Method>,
+    pub budget: BudgetSpec,
+    #[serde(default = "default_reweight")]
+    pub reweight: Axis<bool>,
+    #[serde(default = "default_masks")]
+    pub masks: i64,
+    /// Teacher-student: rescale the student's rows to norm √N before pruning (the reference's
+    /// HEAD code; REFERENCE.md §7.2).
+    #[serde(default = "default_true")]
+    pub normalize_rows: bool,
+    #[serde(default)]
+    pub random: RandomVariant,
+    #[serde(default)]
+    pub importance: ImportanceVariant,
+    #[serde(default)]
+    pub reweight_variant: ReweightVariant,
+}
+
+/// Budgets as kept units (`nodes`) or kept inputs per unit (`edges`); the other granularity gets
+/// the count that keeps the same number of parameters.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<Vec<i64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edges: Option<Vec<i64>>,
+}
+
+fn default_reweight() -> Axis<bool> {
+    Axis::One(false)
+}
+fn default_masks() -> i64 {
+    100
+}
+fn default_true() -> bool {
+    true
 }

@@ -42,3 +42,33 @@ pub fn small_config(name: &str, extra: &str) -> String {
 pub fn assert_close(a: f64, b: f64, tol: f64, what: &str) {
     assert!((a - b).abs() <= tol, "{what}: {a} vs {b} (tolerance {tol})");
 }
+
+use prunelab::data::teacher::TeacherStream;
+use prunelab::model::two_layer::TwoLayer;
+use prunelab::train::online::{self, Engine};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The paper's student (N=500, M=2, K=6, v*=4, η=0.5, 800k steps) and its teacher for `seed` and
+/// label noise `noise`, trained once per test binary and shared between tests.
+pub fn paper_student(seed: u64, noise: f32) -> Arc<(TwoLayer, TwoLayer)> {
+    type Slot = Arc<OnceLock<Arc<(TwoLayer, TwoLayer)>>>;
+    static CACHE: OnceLock<Mutex<HashMap<(u64, u32), Slot>>> = OnceLock::new();
+    let slot = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap()
+        .entry((seed, noise.to_bits()))
+        .or_default()
+        .clone();
+    slot.get_or_init(|| {
+        let teacher =
+            TwoLayer::gaussian(500, 2, Some(4.0), &mut prunelab::seed::rng(seed, "teacher"));
+        let mut student =
+            TwoLayer::gaussian(500, 6, None, &mut prunelab::seed::rng(seed, "student"));
+        let mut stream = TeacherStream::new(&teacher, noise, prunelab::seed::rng(seed, "train"));
+        online::train(&mut student, &mut stream, 800_000, 0.5, Engine::Fused, |_, _| {}).unwrap();
+        Arc::new((student, teacher))
+    })
+    .clone()
+}

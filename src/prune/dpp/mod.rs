@@ -1,0 +1,4 @@
+//! Determinantal point processes for diverse selection: kernels (`kernel`) and an exact k-DPP
+//! sampler (`sampler`) that reuses one eigendecomposition for many samples.
+pub mod kernel;
+pub mod sampler;
