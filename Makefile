@@ -5,6 +5,7 @@ CARGO ?= cargo
 
 ## Install what is missing (libtorch 2.13.0 CPU from PyPI, cached in ~/.cache/prunelab; apt packages).
 setup:
+	@scripts/system-packages.sh
 	@scripts/libtorch.sh
 
 build: setup
@@ -21,3 +22,4 @@ test: setup
 ## Speed figures quoted in the README.
 bench: build
 	./target/release/prunelab bench sgd --tensor
+	./target/release/prunelab bench dpp --n 1000 --k 300

@@ -15,6 +15,7 @@ pub mod files;
 pub mod logging;
 pub mod model;
 pub mod plan;
+pub mod plot;
 pub mod prune;
 pub mod record;
 pub mod runner;

@@ -107,6 +107,44 @@ fn a_diverging_run_is_recorded_as_failed_and_the_exit_code_is_1() {
 }
 
 #[test]
+fn a_pruning_sweep_records_every_mask_sample() {
+    let dir = test_dir("prune-sweep");
+    let yaml = format!(
+        "{}{PRUNE}  reweight: [false, true]\n",
+        small_config("exp", "").replace("seeds: [1, 2]", "seeds: [1]")
+    );
+    std::fs::write(dir.join("exp.yaml"), yaml).unwrap();
+    let out = prunelab(&dir, &["run", "exp.yaml", "--out", "out", "--device", "cpu"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = read_rows(&dir.join("out/exp/results.csv")).unwrap();
+    // none + normalized + 2 methods × 2 budgets × 2 reweight × 3 masks
+    assert_eq!(rows.len(), 2 + 2 * 2 * 2 * 3);
+    let pruned: Vec<_> =
+        rows.iter().filter(|r| r.method != "none" && r.method != "normalized").collect();
+    for row in &pruned {
+        assert_eq!(row.layer.as_deref(), Some("w"));
+        let expected_nonzero = if row.method == "dpp_node" {
+            row.keep_nodes.unwrap() * 51
+        } else {
+            4 * (row.keep_edges.unwrap() + 1)
+        };
+        assert_eq!(row.params_nonzero, Some(expected_nonzero), "{row:?}");
+        assert!((row.achieved_fraction.unwrap() - expected_nonzero as f64 / 204.0).abs() < 1e-12);
+        assert!(row.ge_theory.unwrap() >= 0.0 && row.ge_empirical.unwrap() > 0.0);
+    }
+    // Budgets: nodes 1, 2 of K = 4 ↔ 12, 25 edges per unit of N = 50.
+    let edges: std::collections::BTreeSet<_> = pruned
+        .iter()
+        .filter(|r| r.method == "random_edge")
+        .map(|r| r.keep_edges.unwrap())
+        .collect();
+    assert_eq!(edges.into_iter().collect::<Vec<_>>(), [12, 25]);
+    let samples: std::collections::BTreeSet<_> =
+        pruned.iter().map(|r| r.mask_sample.unwrap()).collect();
+    assert_eq!(samples.into_iter().collect::<Vec<_>>(), [0, 1, 2]);
+}
+
+#[test]
 fn dry_run_prints_the_plan_and_writes_nothing() {
     let dir = test_dir("dry-run");
     std::fs::write(
@@ -120,6 +158,9 @@ fn dry_run_prints_the_plan_and_writes_nothing() {
     assert!(stdout.contains("6 run(s)"), "{stdout}");
     assert!(!dir.join("runs").exists());
 }
+
+const PRUNE: &str =
+    "prune:\n  methods: [dpp_node, random_edge]\n  budget: { nodes: [1, 2] }\n  masks: 3\n";
 
 /// Each bad input: exit code 2, one sentence naming the problem, nothing written.
 #[test]
@@ -170,6 +211,42 @@ fn bad_input_is_refused_before_anything_runs() {
             "seeds: the list is empty",
         ),
         ("bad name", small_config("../x", ""), "name:"),
+        (
+            "too many nodes",
+            format!("{}{PRUNE}", small_config("exp", "")).replace("[1, 2]", "[1, 7]"),
+            "prune.budget.nodes: 7 is outside 1..=4",
+        ),
+        (
+            "too many edges",
+            format!("{}{PRUNE}", small_config("exp", "")).replace("nodes: [1, 2]", "edges: [51]"),
+            "prune.budget.edges: 51 is outside 1..=50",
+        ),
+        (
+            "unknown method",
+            format!("{}{PRUNE}", small_config("exp", "")).replace("dpp_node", "dpp_nod"),
+            "unknown variant `dpp_nod`",
+        ),
+        (
+            "no methods",
+            format!("{}{PRUNE}", small_config("exp", "")).replace("[dpp_node, random_edge]", "[]"),
+            "prune.methods: the list is empty",
+        ),
+        (
+            "zero masks",
+            format!("{}{PRUNE}", small_config("exp", "")).replace("masks: 3", "masks: 0"),
+            "prune.masks: 0 is not allowed",
+        ),
+        (
+            "two budgets",
+            format!("{}{PRUNE}", small_config("exp", ""))
+                .replace("nodes: [1, 2]", "nodes: [1], edges: [3]"),
+            "give exactly one of",
+        ),
+        (
+            "unknown prune key",
+            format!("{}{PRUNE}  beta: 0.5\n", small_config("exp", "")),
+            "prune: unknown field `beta`",
+        ),
     ];
     for (what, yaml, expected) in cases {
         std::fs::write(dir.join("bad.yaml"), yaml).unwrap();

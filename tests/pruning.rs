@@ -213,3 +213,44 @@ fn figure2_orderings_hold_over_seeds() {
         assert!(de.iter().zip(&re).all(|(d, r)| d < r), "DPP edge vs random edge:\n{report}");
     }
 }
+
+/// Figure 2D: for a wider student (K = 20, M = 5, Z = 4), random edge pruning beats DPP node
+/// pruning at every matched budget 1:24 … 5:124 (kept fractions c ≤ 1/Z), over 3 seeds.
+#[test]
+fn figure2d_random_edge_beats_dpp_node_when_c_is_below_one_over_z() {
+    use prunelab::data::teacher::TeacherStream;
+    use prunelab::train::online::{self, Engine};
+    let budgets = from_nodes(&[1, 2, 3, 4, 5], 500, 20, 1).unwrap();
+    assert_eq!(budgets.iter().map(|b| b.edges).collect::<Vec<_>>(), [24, 49, 74, 99, 124]);
+    let (mut edge, mut node) = (vec![0.0; 5], vec![0.0; 5]);
+    for s in 1..=3u64 {
+        let teacher = TwoLayer::gaussian(500, 5, Some(4.0), &mut seed::rng(s, "teacher"));
+        let mut student = TwoLayer::gaussian(500, 20, None, &mut seed::rng(s, "student"));
+        let mut stream = TeacherStream::new(&teacher, 0.0, seed::rng(s, "train"));
+        online::train(&mut student, &mut stream, 1_500_000, 0.5, Engine::Fused, |_, _| {}).unwrap();
+        let student = normalize_rows(&student);
+        for (i, budget) in budgets.iter().enumerate() {
+            edge[i] += mean_error(
+                &student,
+                &teacher,
+                Method::RandomEdge,
+                budget,
+                false,
+                30,
+                Options::default(),
+            ) / 3.0;
+            node[i] += mean_error(
+                &student,
+                &teacher,
+                Method::DppNode,
+                budget,
+                false,
+                30,
+                Options::default(),
+            ) / 3.0;
+        }
+    }
+    for i in 0..5 {
+        assert!(edge[i] < node[i], "at {}: random edge {:?} vs DPP node {:?}", i + 1, edge, node);
+    }
+}

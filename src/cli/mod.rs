@@ -1,6 +1,7 @@
 //! The command line. Each subcommand has its own file with its `Args` and `run`; `main` maps the
 //! outcome to the exit code: 0 all good, 1 some sweep runs failed, 2 bad input or an error.
 mod bench;
+mod plot;
 mod run;
 mod theory;
 
@@ -12,7 +13,7 @@ use std::process::ExitCode;
     name = "prunelab",
     version,
     about = "Pruning research on feed-forward networks (teacher-student theory, DPP pruning, DIVNET)",
-    after_help = "Examples:\n  prunelab run configs/quickstart.yaml\n  prunelab run configs/quickstart.yaml --dry-run\n  prunelab theory order-params runs/quickstart/models/<run_id>\n  prunelab bench sgd"
+    after_help = "Examples:\n  prunelab run configs/quickstart.yaml\n  prunelab run configs/quickstart.yaml --dry-run\n  prunelab theory order-params runs/quickstart/models/<run_id>\n  prunelab plot runs/fig2a-random/results.csv --out fig2a.svg --out fig2a.png\n  prunelab bench sgd"
 )]
 struct Cli {
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
@@ -29,6 +30,7 @@ struct Cli {
 enum Command {
     Run(run::Args),
     Theory(theory::Args),
+    Plot(plot::Args),
     Bench(bench::Args),
 }
 
@@ -46,6 +48,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args, quiet),
         Command::Theory(args) => theory::run(args),
+        Command::Plot(args) => plot::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {
