@@ -20,5 +20,6 @@ pub mod prune;
 pub mod record;
 pub mod runner;
 pub mod seed;
+pub mod task;
 pub mod theory;
 pub mod train;
