@@ -1,7 +1,10 @@
 //! The plan: an experiment's sweep axes multiplied out into concrete runs, each with a stable id
 //! derived from its resolved settings (the same settings give the same id on any machine). All
 //! rules that tie several settings together are checked here, before anything runs.
-use crate::config::{EngineChoice, Experiment, Prune, Task};
+use crate::config::{EngineChoice, Experiment, MlpTask, Prune, Task};
+use crate::data::images::Normalize;
+use crate::model::mlp::Activation;
+use crate::prune;
 use crate::prune::budget::{self, Budget};
 use anyhow::{bail, Result};
 use serde::Serialize;
@@ -20,11 +23,34 @@ pub struct TeacherStudentRun {
     pub lr: f64,
 }
 
+/// One MLP run's settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct MlpRun {
+    /// The dataset folder as the config wrote it (part of the id; the same on every machine).
+    pub data: String,
+    /// The folder resolved against the config file.
+    #[serde(skip)]
+    pub data_dir: std::path::PathBuf,
+    pub normalize: Normalize,
+    pub hidden: Vec<usize>,
+    pub activation: Activation,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub momentum: f64,
+    pub shuffle: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_samples: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_samples: Option<usize>,
+}
+
 /// What a run does, with every setting resolved.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunTask {
     TeacherStudent(TeacherStudentRun),
+    Mlp(MlpRun),
 }
 
 impl RunTask {
@@ -32,6 +58,7 @@ impl RunTask {
     pub fn kind(&self) -> &'static str {
         match self {
             RunTask::TeacherStudent(_) => "teacher_student",
+            RunTask::Mlp(_) => "mlp",
         }
     }
 }
@@ -52,21 +79,28 @@ pub struct Run {
     pub settings: String,
 }
 
+/// The budget points of `prune` for a layer of `hidden` units with `inputs` inputs each whose
+/// outputs feed `fan_out` weights each.
+pub fn budgets(prune: &Prune, inputs: usize, hidden: usize, fan_out: usize) -> Result<Vec<Budget>> {
+    let to_usize = |v: &Vec<i64>| v.iter().map(|&x| x as usize).collect::<Vec<_>>();
+    match (&prune.budget.nodes, &prune.budget.edges, &prune.budget.fractions) {
+        (Some(nodes), _, _) => budget::from_nodes(&to_usize(nodes), inputs, hidden, fan_out),
+        (None, Some(edges), _) => budget::from_edges(&to_usize(edges), inputs, hidden, fan_out),
+        (None, None, Some(fractions)) => {
+            prune::mlp::budgets_from_fractions(fractions, inputs, hidden, fan_out)
+        }
+        (None, None, None) => Ok(Vec::new()),
+    }
+}
+
 impl Run {
-    /// The budget points of the run's pruning (empty without pruning), already checked by `plan`.
+    /// The teacher-student run's budget points (empty without pruning), already checked by `plan`.
     pub fn budgets(&self) -> Result<Vec<Budget>> {
-        let (Some(prune), RunTask::TeacherStudent(ts)) = (&self.prune, &self.task) else {
-            return Ok(Vec::new());
-        };
-        let to_usize = |v: &Vec<i64>| v.iter().map(|&x| x as usize).collect::<Vec<_>>();
-        match (&prune.budget.nodes, &prune.budget.edges) {
-            (Some(nodes), _) => {
-                budget::from_nodes(&to_usize(nodes), ts.input_dim, ts.student_hidden, 1)
+        match (&self.prune, &self.task) {
+            (Some(prune), RunTask::TeacherStudent(ts)) => {
+                budgets(prune, ts.input_dim, ts.student_hidden, 1)
             }
-            (None, Some(edges)) => {
-                budget::from_edges(&to_usize(edges), ts.input_dim, ts.student_hidden, 1)
-            }
-            (None, None) => Ok(Vec::new()),
+            _ => Ok(Vec::new()),
         }
     }
 }
@@ -95,8 +129,11 @@ fn run_id(seed: u64, task: &RunTask, prune: Option<&Prune>) -> String {
 
 /// Expands `experiment` into its runs and checks the rules between settings.
 pub fn plan(experiment: &Experiment) -> Result<Plan> {
-    let Task { teacher_student: Some(ts) } = &experiment.task else {
-        bail!("task: give one task section, `teacher_student`");
+    if let Some(mlp) = &experiment.task.mlp {
+        return plan_mlp(experiment, mlp);
+    }
+    let Task { teacher_student: Some(ts), .. } = &experiment.task else {
+        bail!("task: give exactly one task section, `teacher_student` or `mlp`");
     };
     let mut tasks = vec![TeacherStudentRun::default()];
     tasks = expand(tasks, ts.input_dim.values(), |t, v| t.input_dim = v as usize);
@@ -133,6 +170,80 @@ pub fn plan(experiment: &Experiment) -> Result<Plan> {
             runs.push(run);
         }
     }
+    finish(experiment, runs)
+}
+
+/// Expands an MLP experiment; node budgets are checked against the pruned layer's width here,
+/// edge budgets (which need the data's input size) when the run starts.
+fn plan_mlp(experiment: &Experiment, mlp: &MlpTask) -> Result<Plan> {
+    let template = MlpRun {
+        data: mlp.data.clone(),
+        data_dir: mlp.data_dir.clone(),
+        normalize: mlp.normalize.clone(),
+        hidden: mlp.hidden.iter().map(|&h| h as usize).collect(),
+        activation: mlp.activation,
+        shuffle: mlp.shuffle,
+        train_samples: mlp.train_samples.map(|n| n as usize),
+        test_samples: mlp.test_samples.map(|n| n as usize),
+        ..MlpRun::default()
+    };
+    let mut tasks = vec![template];
+    tasks = expand(tasks, mlp.epochs.values(), |t, v| t.epochs = v as usize);
+    tasks = expand(tasks, mlp.batch_size.values(), |t, v| t.batch_size = v as usize);
+    tasks = expand(tasks, mlp.lr.values(), |t, v| t.lr = v);
+    tasks = expand(tasks, mlp.momentum.values(), |t, v| t.momentum = v);
+    if let Some(prune) = &experiment.prune {
+        let layer = mlp_layer(prune)?;
+        if layer >= mlp.hidden.len() {
+            bail!(
+                "prune.layer: {} is not a hidden layer of an MLP with {} hidden layer(s) (w1..w{})",
+                prune.layer,
+                mlp.hidden.len(),
+                mlp.hidden.len()
+            );
+        }
+        if let Some(nodes) = &prune.budget.nodes {
+            let width = mlp.hidden[layer];
+            if let Some(bad) = nodes.iter().find(|&&n| n > width) {
+                bail!(
+                    "prune.budget.nodes: {bad} is outside 1..={width} (layer {} has {width} units)",
+                    prune.layer
+                );
+            }
+        }
+    }
+    let mut runs = Vec::new();
+    for task in tasks {
+        let task = RunTask::Mlp(task);
+        for seed in experiment.seeds.values() {
+            let prune = experiment.prune.clone();
+            let id = run_id(seed, &task, prune.as_ref());
+            runs.push(Run {
+                id,
+                seed,
+                task: task.clone(),
+                engine: EngineChoice::Auto,
+                prune,
+                settings: String::new(),
+            });
+        }
+    }
+    finish(experiment, runs)
+}
+
+/// The 0-based index of the linear layer `prune.layer` names (`w1` → 0).
+pub fn mlp_layer(prune: &Prune) -> Result<usize> {
+    match prune.layer.strip_prefix('w').and_then(|i| i.parse::<usize>().ok()) {
+        Some(i) if i >= 1 => Ok(i - 1),
+        _ => bail!(
+            "prune.layer: {:?} is not a layer name; use w1 (the first layer), w2, …",
+            prune.layer
+        ),
+    }
+}
+
+/// Labels the runs' varying settings and refuses duplicate runs.
+fn finish(experiment: &Experiment, mut runs: Vec<Run>) -> Result<Plan> {
     label_varying_settings(&mut runs);
     let mut ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
     ids.sort_unstable();

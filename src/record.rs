@@ -33,10 +33,14 @@ pub struct ResultRow {
     pub error: Option<String>,
     /// The run's settings that vary across the experiment (`noise_std=0.25;lr=0.1`), for grouping.
     pub settings: String,
+    /// MLP training rows (method `training`): the epoch; the final network's rows: its last epoch.
+    pub epoch: Option<u64>,
+    /// Mean cross-entropy over the epoch's training batches (method `training`).
+    pub train_loss: Option<f64>,
 }
 
 /// The column names, in order.
-pub const COLUMNS: [&str; 22] = [
+pub const COLUMNS: [&str; 24] = [
     "experiment",
     "run_id",
     "task",
@@ -59,6 +63,8 @@ pub const COLUMNS: [&str; 22] = [
     "status",
     "error",
     "settings",
+    "epoch",
+    "train_loss",
 ];
 
 /// An append-only results.csv.

@@ -3,7 +3,7 @@ use crate::common::{prunelab, root, small_config, stderr, test_dir};
 use prunelab::record::{read_rows, COLUMNS};
 
 const HEADER: &str = "experiment,run_id,task,seed,layer,method,reweight,keep_nodes,keep_edges,keep_fraction,\
-achieved_fraction,params_total,params_nonzero,mask_sample,test_error,ge_empirical,ge_theory,wall_ms,device,status,error,settings";
+achieved_fraction,params_total,params_nonzero,mask_sample,test_error,ge_empirical,ge_theory,wall_ms,device,status,error,settings,epoch,train_loss";
 
 #[test]
 fn a_small_sweep_writes_every_output() {

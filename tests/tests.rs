@@ -1,6 +1,7 @@
 //! Integration tests: one binary (libtorch is linked once). Each module covers one area.
 mod cli_run;
 mod common;
+mod mlp;
 mod pruning;
 mod theory_vs_empirical;
 mod training;

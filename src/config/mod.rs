@@ -2,6 +2,7 @@
 //! the YAML crate can be swapped in one place) and validating every value before anything runs.
 pub mod schema;
 
+use crate::prune::dpp::kernel::KernelKind;
 use anyhow::{bail, Context, Result};
 pub use schema::*;
 use std::path::Path;
@@ -11,7 +12,12 @@ use std::path::Path;
 pub fn load(path: &Path) -> Result<Experiment> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config {}", path.display()))?;
-    let experiment = parse(&text).with_context(|| format!("invalid config {}", path.display()))?;
+    let mut experiment =
+        parse(&text).with_context(|| format!("invalid config {}", path.display()))?;
+    if let Some(mlp) = &mut experiment.task.mlp {
+        let base = path.parent().unwrap_or(Path::new("."));
+        mlp.data_dir = base.join(&mlp.data);
+    }
     Ok(experiment)
 }
 
@@ -39,8 +45,32 @@ pub fn validate(experiment: &Experiment) -> Result<()> {
     }
     non_empty("seeds", &experiment.seeds)?;
     match &experiment.task {
-        Task { teacher_student: None } => bail!("task: give one task section, `teacher_student`"),
-        Task { teacher_student: Some(ts) } => {
+        Task { teacher_student: None, mlp: None }
+        | Task { teacher_student: Some(_), mlp: Some(_) } => {
+            bail!("task: give exactly one task section, `teacher_student` or `mlp`")
+        }
+        Task { mlp: Some(mlp), .. } => {
+            let key = |k: &str| format!("task.mlp.{k}");
+            if mlp.data.is_empty() {
+                bail!("task.mlp.data: give the dataset folder");
+            }
+            mlp.normalize.check().context("task.mlp")?;
+            if mlp.hidden.is_empty() {
+                bail!("task.mlp.hidden: give at least one hidden layer width");
+            }
+            at_least(&key("hidden"), &Axis::Many(mlp.hidden.clone()), 1)?;
+            at_least(&key("epochs"), &mlp.epochs, 1)?;
+            at_least(&key("batch_size"), &mlp.batch_size, 1)?;
+            check_f64(&key("lr"), &mlp.lr, |v| v.is_finite() && v > 0.0, "a finite number > 0")?;
+            check_f64(&key("momentum"), &mlp.momentum, |v| (0.0..1.0).contains(&v), "in [0, 1)")?;
+            for (k, v) in [("train_samples", mlp.train_samples), ("test_samples", mlp.test_samples)]
+            {
+                if let Some(v) = v {
+                    at_least(&key(k), &Axis::One(v), 1)?;
+                }
+            }
+        }
+        Task { teacher_student: Some(ts), .. } => {
             let key = |k: &str| format!("task.teacher_student.{k}");
             at_least(&key("input_dim"), &ts.input_dim, 1)?;
             at_least(&key("teacher_hidden"), &ts.teacher_hidden, 1)?;
@@ -63,10 +93,47 @@ pub fn validate(experiment: &Experiment) -> Result<()> {
         }
         at_least("prune.masks", &Axis::One(prune.masks), 1)?;
         non_empty("prune.reweight", &prune.reweight)?;
-        match (&prune.budget.nodes, &prune.budget.edges) {
-            (Some(nodes), None) => at_least("prune.budget.nodes", &Axis::Many(nodes.clone()), 1)?,
-            (None, Some(edges)) => at_least("prune.budget.edges", &Axis::Many(edges.clone()), 1)?,
-            _ => bail!("prune.budget: give exactly one of `nodes` (kept units) or `edges` (kept inputs per unit)"),
+        match (&prune.budget.nodes, &prune.budget.edges, &prune.budget.fractions) {
+            (Some(nodes), None, None) => at_least("prune.budget.nodes", &Axis::Many(nodes.clone()), 1)?,
+            (None, Some(edges), None) => at_least("prune.budget.edges", &Axis::Many(edges.clone()), 1)?,
+            (None, None, Some(fractions)) => {
+                let ok = |p: f64| p > 0.0 && p <= 1.0;
+                check_f64("prune.budget.fractions", &Axis::Many(fractions.clone()), ok, "a kept fraction in (0, 1]")?
+            }
+            _ => bail!(
+                "prune.budget: give exactly one of `nodes` (kept units), `edges` (kept inputs per unit) or \
+                 `fractions` (kept fractions of the layer's weights)"
+            ),
+        }
+        for (key, kind) in
+            [("prune.node_kernel", prune.node_kernel), ("prune.edge_kernel", prune.edge_kernel)]
+        {
+            if let KernelKind::Rbf { beta, epsilon } = kind {
+                if !(beta.is_finite() && beta > 0.0) {
+                    bail!("{key}.beta: {beta} is not allowed; it must be a finite number > 0");
+                }
+                if !(epsilon.is_finite() && epsilon >= 0.0) {
+                    bail!(
+                        "{key}.epsilon: {epsilon} is not allowed; it must be a finite number ≥ 0"
+                    );
+                }
+            }
+        }
+        if let Some(n) = prune.calibration_samples {
+            if n < 1 {
+                bail!("prune.calibration_samples: {n} leaves the calibration set empty; it must be at least 1");
+            }
+        }
+        let layer_ok = prune
+            .layer
+            .strip_prefix('w')
+            .and_then(|i| i.parse::<usize>().ok())
+            .is_some_and(|i| i >= 1);
+        if !layer_ok {
+            bail!(
+                "prune.layer: {:?} is not a layer name; use w1 (the first layer), w2, …",
+                prune.layer
+            );
         }
     }
     Ok(())

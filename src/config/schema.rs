@@ -1,6 +1,10 @@
 //! The YAML schema. Every struct denies unknown keys, so a misspelt key is an error that names it
 //! (with its path and line, from serde_yaml). Any value written as a list is a sweep axis; the plan
 //! multiplies the axes out (see `plan`).
+use crate::data::images::Normalize;
+use crate::model::mlp::Activation;
+use crate::prune::dpp::kernel::KernelKind;
+use crate::prune::mlp::NodeRemoval;
 use crate::prune::{ImportanceVariant, Method, RandomVariant, ReweightVariant};
 use serde::de::{self, value::SeqAccessDeserializer, IntoDeserializer, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -90,6 +94,43 @@ fn default_seeds() -> Axis<u64> {
 pub struct Task {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teacher_student: Option<TeacherStudent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlp: Option<MlpTask>,
+}
+
+/// A classification MLP trained by minibatch SGD on a dataset folder (paper §5.2).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlpTask {
+    /// Dataset folder (MNIST-format IDX or CIFAR-10 binary), relative to the config file.
+    pub data: String,
+    /// The folder resolved against the config file's location (set by `config::load`).
+    #[serde(skip)]
+    pub data_dir: std::path::PathBuf,
+    /// `auto` (the paper's), `none`, or {mean: [..], std: [..]}.
+    #[serde(default)]
+    pub normalize: Normalize,
+    /// Hidden layer widths; the input and output sizes come from the data.
+    pub hidden: Vec<i64>,
+    #[serde(default)]
+    pub activation: Activation,
+    pub epochs: Axis<i64>,
+    pub batch_size: Axis<i64>,
+    pub lr: Axis<f64>,
+    #[serde(default = "default_momentum")]
+    pub momentum: Axis<f64>,
+    #[serde(default = "default_true")]
+    pub shuffle: bool,
+    /// Use only the first n training samples (quick runs, tests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_samples: Option<i64>,
+    /// Use only the first n test samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_samples: Option<i64>,
+}
+
+fn default_momentum() -> Axis<f64> {
+    Axis::One(0.9)
 }
 
 /// The teacher-student setting (DESIGN.md §4). Sizes are read as signed integers so that a
@@ -158,13 +199,44 @@ pub struct Prune {
     pub importance: ImportanceVariant,
     #[serde(default)]
     pub reweight_variant: ReweightVariant,
+    /// MLP: the hidden layer to prune, `w1` (the first, default) … `w{L−1}`.
+    #[serde(default = "default_layer")]
+    pub layer: String,
+    /// MLP: the DPP node kernel (default RBF, β = 10/60000, ε = 0.01, as the reference's MNIST runs).
+    #[serde(default = "default_node_kernel")]
+    pub node_kernel: KernelKind,
+    /// MLP: the DPP edge kernel (default RBF, β = 0.5, ε = 0.01).
+    #[serde(default = "default_edge_kernel")]
+    pub edge_kernel: KernelKind,
+    /// MLP: what a removed unit leaves behind (`fold_bias`, the reference's function, or `drop`).
+    #[serde(default)]
+    pub node_removal: NodeRemoval,
+    /// MLP: DIVNET regresses activations with the layer's bias (the reference leaves it out).
+    #[serde(default)]
+    pub include_bias: bool,
+    /// MLP: training samples for the kernels and least squares (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration_samples: Option<i64>,
 }
 
-/// Budgets as kept units (`nodes`) or kept inputs per unit (`edges`); the other granularity gets
+fn default_layer() -> String {
+    "w1".into()
+}
+fn default_node_kernel() -> KernelKind {
+    KernelKind::Rbf { beta: 10.0 / 60000.0, epsilon: 0.01 }
+}
+fn default_edge_kernel() -> KernelKind {
+    KernelKind::Rbf { beta: 0.5, epsilon: 0.01 }
+}
+
+/// Budgets as kept units (`nodes`), kept inputs per unit (`edges`) or kept fractions p of the
+/// layer's incoming weights (`fractions`, MLPs: the reference's grid); the other granularity gets
 /// the count that keeps the same number of parameters.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fractions: Option<Vec<f64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nodes: Option<Vec<i64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

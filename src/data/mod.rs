@@ -2,4 +2,5 @@
 pub mod cifar;
 pub mod dataset_dir;
 pub mod idx;
+pub mod images;
 pub mod teacher;

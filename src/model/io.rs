@@ -2,6 +2,7 @@
 //! `v` [K] (f32) and the architecture in the header metadata (`prunelab.arch = two_layer`,
 //! activation, sizes), so that PyTorch's `safetensors.torch.load_file` opens them as they are.
 use crate::files::write_atomic;
+use crate::model::mlp::Mlp;
 use crate::model::two_layer::TwoLayer;
 use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -62,4 +63,45 @@ pub fn load_two_layer(path: &Path) -> Result<TwoLayer> {
         );
     }
     TwoLayer::new(input_dim, hidden, w, v).with_context(|| format!("loading {}", path.display()))
+}
+
+/// Saves an MLP as a safetensors state dict with `nn.Sequential` names (`0.weight`, `0.bias`,
+/// `2.weight`, …: Linear layers at even indices, activations between them), f32, so that
+/// `nn.Sequential(Linear, Sigmoid, …).load_state_dict(load_file(path))` takes it as it is. The
+/// metadata records the sizes and the activation.
+pub fn save_mlp(mlp: &Mlp, path: &Path) -> Result<()> {
+    let mut names = Vec::new();
+    let mut data = Vec::new();
+    let mut shapes = Vec::new();
+    for (l, (w, b)) in mlp.weights.iter().zip(&mlp.biases).enumerate() {
+        for (suffix, t) in [("weight", w), ("bias", b)] {
+            names.push(format!("{}.{suffix}", 2 * l));
+            shapes.push(t.size().iter().map(|&s| s as usize).collect::<Vec<_>>());
+            let values = Vec::<f32>::try_from(
+                t.to_device(tch::Device::Cpu).to_kind(tch::Kind::Float).flatten(0, -1),
+            )?;
+            data.push(values.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
+        }
+    }
+    let views = names
+        .iter()
+        .zip(&shapes)
+        .zip(&data)
+        .map(|((name, shape), bytes)| {
+            Ok((name.as_str(), TensorView::new(Dtype::F32, shape.clone(), bytes)?))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let sizes = mlp.sizes().iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",");
+    let metadata: HashMap<String, String> = [
+        ("format", "pt".to_string()),
+        ("prunelab.arch", "mlp".to_string()),
+        ("prunelab.sizes", sizes),
+        ("prunelab.activation", mlp.activation.name().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let bytes = safetensors::tensor::serialize(views, &Some(metadata))
+        .with_context(|| format!("encoding {}", path.display()))?;
+    write_atomic(path, &bytes)
 }

@@ -17,6 +17,7 @@
 //! * least squares use f64 pseudo-inverses with a relative cutoff of 1e-6·s_max (min-norm lstsq).
 pub mod budget;
 pub mod dpp;
+pub mod mlp;
 pub mod reweight;
 pub mod select;
 pub mod teacher_student;

@@ -1,5 +1,6 @@
 //! Executing one run of a plan: the task's own pipeline (train → prune → evaluate) producing the
 //! run's rows of results.csv. `runner` decides which runs execute and records their rows.
+pub mod mlp;
 pub mod teacher_student;
 
 use crate::config::EngineChoice;
@@ -26,6 +27,7 @@ pub struct Context<'a> {
 pub fn execute(run: &Run, ctx: &Context) -> Result<Vec<ResultRow>> {
     match &run.task {
         RunTask::TeacherStudent(ts) => teacher_student::execute(run, ts, ctx),
+        RunTask::Mlp(spec) => mlp::execute(run, spec, ctx),
     }
 }
 

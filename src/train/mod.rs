@@ -1,2 +1,3 @@
-//! Training: online SGD for teacher-student students.
+//! Training: online SGD for teacher-student students, minibatch SGD for classification MLPs.
+pub mod minibatch;
 pub mod online;

@@ -72,3 +72,37 @@ pub fn paper_student(seed: u64, noise: f32) -> Arc<(TwoLayer, TwoLayer)> {
     })
     .clone()
 }
+
+/// Writes an IDX file (raw): magic 2051 images [n, rows, cols] or 2049 labels [n].
+pub fn write_idx(path: &Path, dims: &[u32], data: &[u8]) {
+    let magic: u32 = if dims.len() == 3 { 2051 } else { 2049 };
+    let mut bytes = magic.to_be_bytes().to_vec();
+    for d in dims {
+        bytes.extend(d.to_be_bytes());
+    }
+    bytes.extend(data);
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A tiny MNIST-format dataset folder: `n` 4×4 images per split, pixel i of image k = (7k + 13i) mod 256,
+/// label k mod 3.
+pub fn tiny_idx_dataset(dir: &Path, n: u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    let pixels: Vec<u8> = (0..n * 16).map(|j| ((j / 16) * 7 + (j % 16) * 13) as u8).collect();
+    let labels: Vec<u8> = (0..n).map(|k| (k % 3) as u8).collect();
+    for split in ["train", "t10k"] {
+        write_idx(&dir.join(format!("{split}-images-idx3-ubyte")), &[n, 4, 4], &pixels);
+        write_idx(&dir.join(format!("{split}-labels-idx1-ubyte")), &[n], &labels);
+    }
+}
+
+/// Debian's Fashion-MNIST folder, or None after saying loudly why the caller skips.
+pub fn fashion_mnist(test: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(prunelab::data::dataset_dir::DEBIAN_FASHION_MNIST);
+    if dir.join("train-images-idx3-ubyte.gz").exists() {
+        Some(dir)
+    } else {
+        eprintln!("SKIPPED {test}: {} is missing (apt-get install dataset-fashion-mnist; `make test` installs it)", dir.display());
+        None
+    }
+}
