@@ -15,6 +15,7 @@ use super::dpp::sampler::KDpp;
 use super::select::{dpp_subset, random_subset, top_k};
 use super::{Mask, Method, RandomVariant};
 use crate::model::mlp::Mlp;
+use crate::seed;
 use anyhow::{bail, ensure, Result};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -204,24 +205,47 @@ impl<'a> LayerPruner<'a> {
                 }
             }
             Method::DppEdge => {
-                let mut rows: Vec<Vec<Vec<Vec<usize>>>> =
-                    vec![vec![Vec::with_capacity(hidden); count]; budgets.len()];
-                let moments = InputMoments::Gram(self.calibration.inputs.shallow_clone());
-                for h in 0..hidden {
-                    let l =
-                        kernel::edge_kernel(&w.get(h as i64), &moments, self.options.edge_kernel);
-                    let dpp = kernel::decompose(&l)?;
-                    for (bi, b) in budgets.iter().enumerate() {
-                        for sample in rows[bi].iter_mut() {
-                            sample.push(dpp_subset(&dpp, b.edges, rng).map_err(|e| {
-                                e.context(format!("DPP edge selection for unit {h}"))
-                            })?);
-                        }
-                    }
-                }
-                out = rows
-                    .into_iter()
-                    .map(|per_sample| per_sample.into_iter().map(Mask::Edges).collect())
+                // Units are independent: split them over threads, each unit with its own stream
+                // derived from one draw of `rng`, so the masks do not depend on the thread count.
+                let base: u64 = rng.gen();
+                let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(hidden).max(1);
+                let units: Vec<usize> = (0..hidden).collect();
+                let per_unit: Vec<UnitMasks> = std::thread::scope(|scope| {
+                    let handles: Vec<_> = units
+                        .chunks(hidden.div_ceil(workers))
+                        .map(|chunk| {
+                            let (w, gram) = (w.shallow_clone(), self.calibration.inputs.shallow_clone());
+                            let kind = self.options.edge_kernel;
+                            scope.spawn(move || -> Result<Vec<UnitMasks>> {
+                                let moments = InputMoments::Gram(gram);
+                                chunk
+                                    .iter()
+                                    .map(|&h| {
+                                        let mut rng = seed::rng(base, &format!("unit{h}"));
+                                        let l = kernel::edge_kernel(&w.get(h as i64), &moments, kind);
+                                        let dpp = kernel::decompose(&l)?;
+                                        budgets
+                                            .iter()
+                                            .map(|b| {
+                                                (0..count)
+                                                    .map(|_| dpp_subset(&dpp, b.edges, &mut rng))
+                                                    .collect::<Result<Vec<_>>>()
+                                                    .map_err(|e| e.context(format!("DPP edge selection for unit {h}")))
+                                            })
+                                            .collect()
+                                    })
+                                    .collect()
+                            })
+                        })
+                        .collect();
+                    handles.into_iter().map(|h| h.join().expect("a DPP edge worker panicked")).collect::<Result<Vec<_>>>()
+                })?
+                .into_iter()
+                .flatten()
+                .collect();
+                // per_unit[h][budget][sample] → masks[budget][sample] with one row per unit.
+                out = (0..budgets.len())
+                    .map(|bi| (0..count).map(|s| Mask::Edges(per_unit.iter().map(|u| u[bi][s].clone()).collect())).collect())
                     .collect();
             }
         }
@@ -347,6 +371,9 @@ impl<'a> LayerPruner<'a> {
         Ok(out.to_kind(Kind::Float))
     }
 }
+
+/// One unit's kept inputs for every budget and sample: [budget][sample] → sorted input indices.
+type UnitMasks = Vec<Vec<Vec<usize>>>;
 
 fn index(items: &[usize], device: Device) -> Tensor {
     Tensor::from_slice(&items.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device)
