@@ -9,10 +9,10 @@ use anyhow::Result;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
-/// Measure speed (online SGD in the paper setting, k-DPP sampling).
+/// Measure speed (online SGD in the paper setting, an MLP epoch, k-DPP sampling).
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  prunelab bench sgd\n  prunelab bench sgd --steps 100000 --tensor\n  prunelab bench dpp --n 1000 --k 300"
+    after_help = "Examples:\n  prunelab bench sgd\n  prunelab bench sgd --steps 100000 --tensor\n  prunelab bench mlp --threads 2\n  prunelab bench dpp --n 1000 --k 300"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -29,6 +29,17 @@ enum What {
         /// Also time the libtorch tensor engine (on a tenth of the steps).
         #[arg(long)]
         tensor: bool,
+    },
+    /// One training epoch of the paper's 784-500-500-10 sigmoid MLP at batch 100 (SGD, momentum 0.9).
+    Mlp {
+        /// A dataset folder (default: Debian's Fashion-MNIST, else 60,000 random inputs).
+        #[arg(long)]
+        data: Option<std::path::PathBuf>,
+        /// libtorch threads.
+        #[arg(long, default_value_t = 2)]
+        threads: i32,
+        #[arg(long, default_value_t = 2)]
+        epochs: usize,
     },
     /// k-DPP sampling: one eigendecomposition of a random n×n RBF kernel, then timed samples.
     Dpp {
@@ -63,6 +74,51 @@ pub fn run(args: Args) -> Result<Status> {
             time(Engine::Fused, steps)?;
             if tensor {
                 time(Engine::Tensor(Device::Cpu), steps / 10)?;
+            }
+            Ok(Status::Ok)
+        }
+        What::Mlp { data, threads, epochs } => {
+            anyhow::ensure!(threads >= 1 && epochs >= 1, "need at least one thread and one epoch");
+            tch::set_num_threads(threads);
+            let dir = data.unwrap_or_else(|| crate::data::dataset_dir::DEBIAN_FASHION_MNIST.into());
+            let (x, y, what) =
+                match crate::data::images::load(&dir, &Default::default(), None, None, Device::Cpu)
+                {
+                    Ok(d) => (d.train_x, d.train_y, format!("{}", dir.display())),
+                    Err(_) => {
+                        tch::manual_seed(1);
+                        (
+                            Tensor::randn([60_000, 784], (Kind::Float, Device::Cpu)),
+                            Tensor::randint(10, [60_000], (Kind::Int64, Device::Cpu)),
+                            "random inputs".into(),
+                        )
+                    }
+                };
+            let mut mlp = crate::model::mlp::Mlp::xavier(
+                &[784, 500, 500, 10],
+                crate::model::mlp::Activation::Sigmoid,
+                &mut seed::rng(1, "init"),
+                Device::Cpu,
+            )?;
+            let sgd = crate::train::minibatch::Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+                batch_size: 100,
+                epochs,
+                shuffle: true,
+            };
+            let test = (x.narrow(0, 0, 1000), y.narrow(0, 0, 1000));
+            let reports = crate::train::minibatch::train(
+                &mut mlp,
+                (&x, &y),
+                (&test.0, &test.1),
+                &sgd,
+                &mut seed::rng(1, "shuffle"),
+                |_| {},
+                |_, _| {},
+            )?;
+            for r in &reports {
+                println!("MLP 784-500-500-10 sigmoid, batch 100, {threads} thread(s), {what}: epoch {} in {:.2} s", r.epoch, r.seconds);
             }
             Ok(Status::Ok)
         }

@@ -208,13 +208,15 @@ impl<'a> LayerPruner<'a> {
                 // Units are independent: split them over threads, each unit with its own stream
                 // derived from one draw of `rng`, so the masks do not depend on the thread count.
                 let base: u64 = rng.gen();
-                let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(hidden).max(1);
+                let workers =
+                    std::thread::available_parallelism().map_or(1, |n| n.get()).min(hidden).max(1);
                 let units: Vec<usize> = (0..hidden).collect();
                 let per_unit: Vec<UnitMasks> = std::thread::scope(|scope| {
                     let handles: Vec<_> = units
                         .chunks(hidden.div_ceil(workers))
                         .map(|chunk| {
-                            let (w, gram) = (w.shallow_clone(), self.calibration.inputs.shallow_clone());
+                            let (w, gram) =
+                                (w.shallow_clone(), self.calibration.inputs.shallow_clone());
                             let kind = self.options.edge_kernel;
                             scope.spawn(move || -> Result<Vec<UnitMasks>> {
                                 let moments = InputMoments::Gram(gram);
@@ -222,7 +224,8 @@ impl<'a> LayerPruner<'a> {
                                     .iter()
                                     .map(|&h| {
                                         let mut rng = seed::rng(base, &format!("unit{h}"));
-                                        let l = kernel::edge_kernel(&w.get(h as i64), &moments, kind);
+                                        let l =
+                                            kernel::edge_kernel(&w.get(h as i64), &moments, kind);
                                         let dpp = kernel::decompose(&l)?;
                                         budgets
                                             .iter()
@@ -230,7 +233,11 @@ impl<'a> LayerPruner<'a> {
                                                 (0..count)
                                                     .map(|_| dpp_subset(&dpp, b.edges, &mut rng))
                                                     .collect::<Result<Vec<_>>>()
-                                                    .map_err(|e| e.context(format!("DPP edge selection for unit {h}")))
+                                                    .map_err(|e| {
+                                                        e.context(format!(
+                                                            "DPP edge selection for unit {h}"
+                                                        ))
+                                                    })
                                             })
                                             .collect()
                                     })
@@ -238,14 +245,23 @@ impl<'a> LayerPruner<'a> {
                             })
                         })
                         .collect();
-                    handles.into_iter().map(|h| h.join().expect("a DPP edge worker panicked")).collect::<Result<Vec<_>>>()
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().expect("a DPP edge worker panicked"))
+                        .collect::<Result<Vec<_>>>()
                 })?
                 .into_iter()
                 .flatten()
                 .collect();
                 // per_unit[h][budget][sample] → masks[budget][sample] with one row per unit.
                 out = (0..budgets.len())
-                    .map(|bi| (0..count).map(|s| Mask::Edges(per_unit.iter().map(|u| u[bi][s].clone()).collect())).collect())
+                    .map(|bi| {
+                        (0..count)
+                            .map(|s| {
+                                Mask::Edges(per_unit.iter().map(|u| u[bi][s].clone()).collect())
+                            })
+                            .collect()
+                    })
                     .collect();
             }
         }
