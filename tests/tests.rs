@@ -2,5 +2,6 @@
 mod cli_run;
 mod common;
 mod pruning;
+mod sweep;
 mod theory_vs_empirical;
 mod training;
