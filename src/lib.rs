@@ -5,7 +5,8 @@
 //! `config` (YAML → validated experiment) → `plan` (sweep axes → runs with stable ids) →
 //! `train` (online SGD on `data::teacher` streams) → `evaluate` (test error, order parameters and
 //! the closed-form error of `theory`) → `record` (results.csv, manifest.json). `runner` drives a
-//! plan through these stages; `cli` is the command line.
+//! plan through these stages (`sweep` merges the shards of a plan run as a job array); `cli` is
+//! the command line.
 pub mod cli;
 pub mod config;
 pub mod data;
@@ -20,6 +21,7 @@ pub mod prune;
 pub mod record;
 pub mod runner;
 pub mod seed;
+pub mod sweep;
 pub mod task;
 pub mod theory;
 pub mod train;

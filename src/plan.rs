@@ -293,3 +293,69 @@ fn label_varying_settings(runs: &mut [Run]) {
             .join(";");
     }
 }
+
+/// A deterministic slice of a plan for one process of a job array: shard `index` of `count`
+/// (1-based, as Slurm numbers array tasks) holds every run whose 0-based plan position `p` has
+/// `p % count == index − 1`, so the shards are disjoint and together hold the whole plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    /// Parses `I/N` with 1 ≤ I ≤ N.
+    pub fn parse(text: &str) -> Result<Self> {
+        let parsed = text.split_once('/').and_then(|(i, n)| {
+            Some((i.trim().parse::<usize>().ok()?, n.trim().parse::<usize>().ok()?))
+        });
+        match parsed {
+            Some((index, count)) if index >= 1 && index <= count => Ok(Self { index, count }),
+            Some((index, count)) => bail!(
+                "--shard {text}: the shard number must be between 1 and the shard count ({index} is not in 1..={count})"
+            ),
+            None => bail!("--shard {text}: expected I/N, e.g. --shard 2/8 for the second of 8 shards"),
+        }
+    }
+
+    /// Whether the run at 0-based plan position `position` belongs to this shard.
+    pub fn contains(&self, position: usize) -> bool {
+        position % self.count == self.index - 1
+    }
+
+    /// The shard's folder name, `I-of-N`.
+    pub fn folder_name(&self) -> String {
+        format!("{}-of-{}", self.index, self.count)
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_plan() {
+        let shards: Vec<Shard> =
+            (1..=3).map(|i| Shard::parse(&format!("{i}/3")).unwrap()).collect();
+        for position in 0..10 {
+            assert_eq!(shards.iter().filter(|s| s.contains(position)).count(), 1);
+        }
+        assert!(shards[0].contains(0) && shards[0].contains(3) && shards[2].contains(8));
+        assert_eq!(shards[1].folder_name(), "2-of-3");
+        assert_eq!(shards[1].to_string(), "2/3");
+    }
+
+    #[test]
+    fn bad_shards_are_refused() {
+        for bad in ["0/3", "4/3", "3", "a/b", "1/0", "-1/3", ""] {
+            let err = Shard::parse(bad).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("--shard {bad}:")), "{err}");
+        }
+    }
+}

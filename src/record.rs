@@ -67,59 +67,157 @@ pub const COLUMNS: [&str; 24] = [
     "train_loss",
 ];
 
-/// An append-only results.csv.
+/// An append-only results.csv, open for appending whole runs.
+///
+/// Crash safety: manifest.json records the file's length after its last whole run
+/// (`results_bytes`). Before appending a run, the writer records in the manifest the run and the
+/// length the file will have after it (`appending`); it then appends the run's rows with one
+/// write, syncs, and records the new length. Opening an existing file keeps the whole runs only:
+/// up to the recorded length, plus the run being appended if all of its rows arrived, and cuts off
+/// the rest: a run whose write was interrupted, even if it stopped at a line break. Without a
+/// usable record (an edited file or manifest), a torn last line is cut off together with the run
+/// it may belong to (see [`complete_len`]). Every row is one line (error messages are flattened),
+/// so the file is valid CSV again afterwards.
 pub struct ResultsFile {
     path: PathBuf,
+    file: std::fs::File,
+    len: u64,
+}
+
+/// What manifest.json records about the length of results.csv.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Committed {
+    /// The length after the last whole run.
+    pub results_bytes: u64,
+    /// The run being appended when the manifest was written, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appending: Option<Appending>,
+}
+
+/// A run being appended to results.csv, and the file's length after it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Appending {
+    pub run_id: String,
+    pub results_bytes: u64,
 }
 
 impl ResultsFile {
-    /// Opens `path`, writing the header if the file is new. An existing file must have our header.
-    pub fn open(path: &Path) -> Result<Self> {
-        if path.exists() {
-            let mut reader = csv::Reader::from_path(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let header = reader.headers().with_context(|| format!("reading {}", path.display()))?;
-            if header.iter().ne(COLUMNS) {
-                bail!(
-                    "{} exists but is not a prunelab results file (its header differs)",
-                    path.display()
-                );
-            }
-        } else {
+    /// Opens `path`, writing the header if the file is new, and returns it with the rows of the
+    /// whole runs it holds (see [`ResultsFile`]). An existing file must have our header and
+    /// well-formed rows.
+    pub fn open(path: &Path, committed: Option<&Committed>) -> Result<(Self, Vec<ResultRow>)> {
+        if !path.exists() {
             let mut writer = csv::Writer::from_writer(Vec::new());
             writer.write_record(COLUMNS)?;
             crate::files::write_atomic(path, &writer.into_inner()?)?;
         }
-        Ok(Self { path: path.to_path_buf() })
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let keep = complete_len(&bytes, committed);
+        let rows = parse_rows(path, &bytes[..keep])?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        if keep < bytes.len() {
+            tracing::warn!(
+                "{}: dropped the last {} byte(s), an incomplete run left by an interrupted write",
+                path.display(),
+                bytes.len() - keep
+            );
+            file.set_len(keep as u64)
+                .and_then(|_| file.sync_all())
+                .with_context(|| format!("repairing {}", path.display()))?;
+        }
+        Ok((Self { path: path.to_path_buf(), file, len: keep as u64 }, rows))
     }
 
-    /// Appends the rows of one run with a single write, then syncs, so an interrupted sweep leaves
-    /// whole runs only.
-    pub fn append(&self, rows: &[ResultRow]) -> Result<()> {
+    /// The rows of one run as they will be appended.
+    pub fn encode(rows: &[ResultRow]) -> Result<Vec<u8>> {
         let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
         for row in rows {
             writer.serialize(row)?;
         }
-        let bytes = writer.into_inner()?;
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&self.path)
-            .with_context(|| format!("opening {}", self.path.display()))?;
-        file.write_all(&bytes)
-            .and_then(|_| file.sync_data())
-            .with_context(|| format!("appending to {}", self.path.display()))
+        Ok(writer.into_inner()?)
     }
 
-    /// All rows written so far.
-    pub fn read(&self) -> Result<Vec<ResultRow>> {
-        read_rows(&self.path)
+    /// Appends the [`encode`](Self::encode)d rows of one run with a single write, then syncs, and
+    /// returns the new length of the file. A failed write is cut off again where possible.
+    pub fn append(&mut self, encoded: &[u8]) -> Result<u64> {
+        let written = self.file.write_all(encoded).and_then(|_| self.file.sync_data());
+        if let Err(err) = written {
+            let _ = self.file.set_len(self.len);
+            return Err(err).with_context(|| format!("appending to {}", self.path.display()));
+        }
+        self.len += encoded.len() as u64;
+        Ok(self.len)
+    }
+
+    /// The length of the file, in bytes, after the last whole run.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether no run has been written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
-/// Reads a results.csv.
-pub fn read_rows(path: &Path) -> Result<Vec<ResultRow>> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+/// The length of the prefix of a results.csv that holds whole runs only. With a usable record
+/// (its lengths within the file, after the header, at line breaks): the recorded length, or the
+/// length after the run being appended when all of its rows are there. Without one, a file ending
+/// in a line break is whole; a torn last line is dropped together with the lines before it of the
+/// last whole line's run (which may be the torn run's first lines), so no part of an interrupted
+/// run stays, at the price of one whole run done again at worst.
+fn complete_len(bytes: &[u8], committed: Option<&Committed>) -> usize {
+    let header_end = bytes.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let line_start =
+        |end: usize| bytes[..end].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    // Rows are one line each and start `experiment,run_id,`.
+    let run_id = |line: &[u8]| line.split(|&b| b == b',').nth(1).map(<[u8]>::to_vec);
+    let boundary = |c: usize| c >= header_end && c <= bytes.len() && c > 0 && bytes[c - 1] == b'\n';
+    if let Some(committed) = committed {
+        let c = committed.results_bytes as usize;
+        if boundary(c) {
+            let appended = committed.appending.as_ref().filter(|a| {
+                let end = a.results_bytes as usize;
+                end > c
+                    && boundary(end)
+                    && bytes[c..end - 1]
+                        .split(|&b| b == b'\n')
+                        .all(|line| run_id(line).as_deref() == Some(a.run_id.as_bytes()))
+            });
+            return appended.map_or(c, |a| a.results_bytes as usize);
+        }
+    }
+    if bytes.last().is_none_or(|&b| b == b'\n') {
+        return bytes.len();
+    }
+    let mut cut = line_start(bytes.len());
+    if cut <= header_end {
+        return cut;
+    }
+    let last_run = run_id(&bytes[line_start(cut - 1)..cut - 1]);
+    while cut > header_end {
+        let start = line_start(cut - 1);
+        if run_id(&bytes[start..cut - 1]) != last_run {
+            break;
+        }
+        cut = start;
+    }
+    cut
+}
+
+fn parse_rows(path: &Path, bytes: &[u8]) -> Result<Vec<ResultRow>> {
+    if bytes.is_empty() {
+        bail!("{} is not a prunelab results file (it has no complete header line)", path.display());
+    }
+    let mut reader = csv::Reader::from_reader(bytes);
+    let header = reader.headers().with_context(|| format!("reading {}", path.display()))?;
+    if header.iter().ne(COLUMNS) {
+        bail!("{} exists but is not a prunelab results file (its header differs)", path.display());
+    }
     reader
         .deserialize()
         .enumerate()
@@ -129,27 +227,215 @@ pub fn read_rows(path: &Path) -> Result<Vec<ResultRow>> {
         .collect()
 }
 
-/// Provenance of an output folder.
-#[derive(Debug, Serialize)]
-pub struct Manifest {
-    pub prunelab_version: &'static str,
-    pub git_hash: &'static str,
-    pub libtorch_version: &'static str,
-    pub device: String,
-    pub threads: i32,
-    pub config_path: String,
-    pub config_sha256: String,
-    pub seeds: Vec<u64>,
-    pub runs: usize,
+/// Reads a results.csv.
+pub fn read_rows(path: &Path) -> Result<Vec<ResultRow>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_rows(path, &bytes)
+}
+
+/// Reads the whole runs of a results.csv without changing it (it may be being written): the rows
+/// and the number of bytes after them that were left out (see [`ResultsFile`]).
+pub fn read_complete_rows(
+    path: &Path,
+    committed: Option<&Committed>,
+) -> Result<(Vec<ResultRow>, u64)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let keep = complete_len(&bytes, committed);
+    Ok((parse_rows(path, &bytes[..keep])?, (bytes.len() - keep) as u64))
+}
+
+/// The current rows of every run id, in file order. A run id's rows are its `ok` row set when it
+/// has one (a run recorded `ok` is never run again in the same folder), otherwise its last `failed`
+/// row: `--resume` runs failed runs again and appends, so earlier failed attempts stay in the
+/// file, as history, and are superseded by the latest.
+pub fn current_rows(rows: Vec<ResultRow>) -> Vec<ResultRow> {
+    let ok: std::collections::HashSet<String> =
+        rows.iter().filter(|r| r.status == "ok").map(|r| r.run_id.clone()).collect();
+    let mut last_failed = std::collections::HashMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        if row.status != "ok" {
+            last_failed.insert(row.run_id.clone(), i);
+        }
+    }
+    rows.into_iter()
+        .enumerate()
+        .filter(|(i, r)| {
+            if ok.contains(&r.run_id) {
+                r.status == "ok"
+            } else {
+                last_failed.get(&r.run_id) == Some(i)
+            }
+        })
+        .map(|(_, r)| r)
+        .collect()
+}
+
+/// Holds an output folder for one process: a second `prunelab` writing the same folder at the same
+/// time is refused. The lock (`.lock` in the folder) is released when the process ends, even by
+/// `kill -9`.
+pub struct FolderLock {
+    _file: std::fs::File,
+}
+
+impl FolderLock {
+    pub fn acquire(dir: &Path) -> Result<Self> {
+        let path = dir.join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => bail!(
+                "{} is being written by another prunelab process: wait for it, or choose another --out",
+                dir.display()
+            ),
+            Err(std::fs::TryLockError::Error(err)) => {
+                Err(err).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+    }
+
+    /// Whether another process holds `dir` now (false when it cannot be told).
+    pub fn is_held(dir: &Path) -> bool {
+        let Ok(file) = std::fs::File::open(dir.join(".lock")) else { return false };
+        matches!(file.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock))
+    }
+}
+
+/// What one invocation of prunelab did to an output folder, for provenance.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Session {
+    pub prunelab_version: String,
+    pub git_hash: String,
+    pub libtorch_version: String,
+    pub hostname: String,
+    /// The command line, program name first.
+    pub command_line: Vec<String>,
+    /// The Slurm job (`SLURM_JOB_ID`) when run by Slurm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm_job_id: Option<String>,
+    /// `cpu` or `cuda:N` (absent for a merge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// libtorch intra-op threads of each run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<i32>,
+    /// Runs executed at the same time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<usize>,
     pub started: String,
     pub finished: Option<String>,
+    /// The run ids whose rows this session appended to results.csv, in order.
+    #[serde(default)]
+    pub runs_recorded: Vec<String>,
+}
+
+impl Session {
+    /// A session of this process, starting now.
+    pub fn start(command_line: Vec<String>) -> Self {
+        Self {
+            prunelab_version: env!("CARGO_PKG_VERSION").into(),
+            git_hash: env!("PRUNELAB_GIT_HASH").into(),
+            libtorch_version: env!("PRUNELAB_LIBTORCH_VERSION").into(),
+            hostname: hostname(),
+            command_line,
+            slurm_job_id: std::env::var("SLURM_JOB_ID").ok(),
+            started: now_rfc3339(),
+            ..Self::default()
+        }
+    }
+}
+
+/// One input of a merged folder.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct MergedInput {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::plan::Shard>,
+    /// Run ids whose rows were taken from this input.
+    pub runs_taken: usize,
+    /// The sessions that wrote the input, earliest first.
+    pub sessions: Vec<Session>,
+}
+
+/// Provenance and state of an output folder (manifest.json), rewritten atomically after every run.
+/// The top level describes the latest session; `earlier_sessions` the ones before it (a resumed
+/// sweep), so every row of results.csv can be traced to the session that wrote it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Manifest {
+    pub experiment: String,
+    pub config_path: String,
+    /// SHA-256 of config.resolved.yaml.
+    pub config_sha256: String,
+    pub seeds: Vec<u64>,
+    /// Runs this folder holds when complete (the shard's share of the plan for a shard).
+    pub runs: usize,
+    /// Runs of the whole plan.
+    pub plan_runs: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::plan::Shard>,
+    /// Run ids recorded `ok` so far.
+    pub runs_ok: usize,
+    /// Run ids whose latest attempt failed.
     pub runs_failed: usize,
+    /// The length of results.csv after its last whole run and the run being appended, if any
+    /// (see [`ResultsFile`]).
+    #[serde(flatten)]
+    pub committed: Committed,
+    #[serde(flatten)]
+    pub session: Session,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_sessions: Vec<Session>,
+    /// For a folder written by `prunelab merge`: its inputs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<MergedInput>,
+    /// For a merge: the plan's run ids that no input had.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs_missing: Vec<String>,
 }
 
 impl Manifest {
     pub fn write(&self, path: &Path) -> Result<()> {
         crate::files::write_atomic(path, serde_json::to_string_pretty(self)?.as_bytes())
     }
+
+    /// Reads `path`; `Ok(None)` if there is no such file.
+    pub fn read(path: &Path) -> Result<Option<Self>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .with_context(|| format!("{} is not a prunelab manifest", path.display()))
+    }
+
+    /// All sessions, earliest first.
+    pub fn sessions(&self) -> Vec<Session> {
+        self.earlier_sessions.iter().chain([&self.session]).cloned().collect()
+    }
+}
+
+/// SHA-256 of `bytes` in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// This machine's name (`unknown` if it cannot be read).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// The current UTC time as RFC 3339 (seconds).
@@ -175,4 +461,107 @@ pub fn now_rfc3339() -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "experiment,run_id,rest\n";
+
+    fn row(run: &str, status: &str, method: &str) -> ResultRow {
+        ResultRow {
+            run_id: run.into(),
+            status: status.into(),
+            method: method.into(),
+            ..ResultRow::default()
+        }
+    }
+
+    fn at(len: usize, appending: Option<(&str, usize)>) -> Committed {
+        Committed {
+            results_bytes: len as u64,
+            appending: appending
+                .map(|(id, end)| Appending { run_id: id.into(), results_bytes: end as u64 }),
+        }
+    }
+
+    #[test]
+    fn whole_runs_are_kept_and_interrupted_ones_cut() {
+        let whole = format!("{HEADER}e,a,1\ne,a,2\ne,b,1\n");
+        let len = whole.len();
+        let cut = |text: &str, committed: Option<Committed>| {
+            complete_len(text.as_bytes(), committed.as_ref())
+        };
+        assert_eq!(cut(&whole, None), len);
+        assert_eq!(cut(&whole, Some(at(len, None))), len);
+        // Lines beyond the recorded length are an interrupted run, even when they end in a break…
+        let more = format!("{whole}e,c,1\n");
+        assert_eq!(cut(&more, Some(at(len, None))), len);
+        assert_eq!(cut(&more, Some(at(len, Some(("c", len + 12))))), len, "c is not all there");
+        assert_eq!(cut(&more, Some(at(len, Some(("d", len + 6))))), len, "not d's rows");
+        // …unless they are all the rows of the run being appended.
+        assert_eq!(cut(&more, Some(at(len, Some(("c", len + 6))))), len + 6);
+        // Without a usable record, a torn line goes with the last whole line's run.
+        let torn = format!("{whole}e,c,");
+        assert_eq!(cut(&torn, None), HEADER.len() + 12);
+        assert_eq!(cut(&torn, Some(at(3, None))), HEADER.len() + 12);
+        assert_eq!(cut(&torn, Some(at(len + 100, None))), HEADER.len() + 12);
+        let torn_in_run = format!("{HEADER}e,a,1\ne,b,1\ne,b,2\ne,b");
+        assert_eq!(cut(&torn_in_run, None), HEADER.len() + 6);
+        assert_eq!(cut(&format!("{HEADER}e,a"), None), HEADER.len());
+        assert_eq!(cut("experiment,ru", None), 0);
+    }
+
+    #[test]
+    fn the_ok_record_or_else_the_last_failure_is_current() {
+        let mut failed_again = row("b", "failed", "none");
+        failed_again.error = Some("second".into());
+        let rows = vec![
+            row("a", "failed", "none"),
+            row("b", "failed", "none"),
+            row("a", "ok", "none"),
+            row("a", "ok", "dpp_node"),
+            failed_again.clone(),
+            row("c", "ok", "none"),
+        ];
+        assert_eq!(
+            current_rows(rows),
+            vec![
+                row("a", "ok", "none"),
+                row("a", "ok", "dpp_node"),
+                failed_again,
+                row("c", "ok", "none")
+            ]
+        );
+    }
+
+    #[test]
+    fn results_files_repair_themselves_and_append_whole_runs() {
+        let dir = std::env::temp_dir().join(format!("prunelab-record-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("results.csv");
+        let _ = std::fs::remove_file(&path);
+        let (mut file, rows) = ResultsFile::open(&path, None).unwrap();
+        assert!(rows.is_empty());
+        let header_len = file.len();
+        let encode = |rows: &[ResultRow]| ResultsFile::encode(rows).unwrap();
+        let one =
+            file.append(&encode(&[row("a", "ok", "none"), row("a", "ok", "dpp_node")])).unwrap();
+        let two = file.append(&encode(&[row("b", "ok", "none")])).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), two);
+        drop(file);
+        let recorded = at(one as usize, None);
+        let (file, rows) = ResultsFile::open(&path, Some(&recorded)).unwrap();
+        assert_eq!((file.len(), rows.len()), (one, 2), "the run after the recorded length is cut");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), one);
+        drop(file);
+        std::fs::write(&path, &std::fs::read(&path).unwrap()[..one as usize - 5]).unwrap();
+        let (file, rows) = ResultsFile::open(&path, Some(&recorded)).unwrap();
+        assert_eq!((file.len(), rows.len()), (header_len, 0), "the torn run is cut whole");
+        std::fs::write(&path, "a,b\n").unwrap();
+        let err = ResultsFile::open(&path, None).err().unwrap().to_string();
+        assert!(err.contains("not a prunelab results file"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -1,15 +1,25 @@
-//! Running a plan: one output folder per experiment, each run trained, evaluated and recorded in
-//! turn. A run that fails (for example diverging SGD) is recorded as `failed` with its reason and
-//! the others go on; whole runs are appended to results.csv, so an interrupted sweep keeps every run
-//! it finished and `--resume` skips them.
+//! Running a plan: one output folder per experiment (per shard of it, for a job array), each run
+//! trained, evaluated and recorded.
+//!
+//! Runs execute on `jobs` worker threads that take them from a shared queue in plan order; the
+//! calling thread is the only writer: it appends each finished run's rows to results.csv in one
+//! write, syncs, then records the file's new length in manifest.json. An interrupted sweep
+//! (Ctrl-C, `kill -9`, power loss) therefore keeps every run it finished, loses the runs in flight,
+//! and `--resume` skips the runs recorded `ok` and runs the rest, failed ones included. A run that
+//! fails (diverging SGD, or a panic inside it) is recorded as `failed` with its reason and the
+//! others go on.
 use crate::config::{self, Experiment};
-use crate::plan::Plan;
-use crate::record::{now_rfc3339, Manifest, ResultRow, ResultsFile};
+use crate::plan::{Plan, Run, Shard};
+use crate::record::{
+    current_rows, now_rfc3339, sha256_hex, Appending, Committed, FolderLock, Manifest, ResultRow,
+    ResultsFile, Session,
+};
 use crate::task;
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tch::Device;
 
 /// How to run a plan.
@@ -18,11 +28,27 @@ pub struct RunOptions {
     /// The parent of the experiment's output folder.
     pub out: PathBuf,
     pub device: Device,
+    /// libtorch intra-op threads for the whole process: each of the `jobs` runs executing at the
+    /// same time gets max(1, threads / jobs).
     pub threads: i32,
+    /// Runs executed at the same time (at least 1).
+    pub jobs: usize,
+    /// Run only this slice of the plan, in OUT/<name>/shards/I-of-N/.
+    pub shard: Option<Shard>,
     /// Continue an existing output folder, skipping runs already recorded as `ok`.
     pub resume: bool,
     /// Draw progress bars (they hide themselves when stderr is not a terminal).
     pub progress: bool,
+    /// The command line, for the manifest.
+    pub command_line: Vec<String>,
+}
+
+impl RunOptions {
+    /// libtorch intra-op threads of each run. libtorch's parallel reductions sum in per-thread
+    /// chunks, so results are bit-identical only between runs with the same value.
+    pub fn threads_per_run(&self) -> i32 {
+        (self.threads / self.jobs.max(1) as i32).max(1)
+    }
 }
 
 /// What happened.
@@ -34,7 +60,22 @@ pub struct Outcome {
     pub failed: usize,
 }
 
-/// Runs every run of `plan` (checked beforehand) and records it under `options.out/<name>/`.
+/// The output folder of an experiment: `OUT/<name>/`, or `OUT/<name>/shards/I-of-N/` for a shard.
+pub fn output_dir(out: &Path, experiment: &str, shard: Option<Shard>) -> PathBuf {
+    let dir = out.join(experiment);
+    match shard {
+        Some(shard) => dir.join("shards").join(shard.folder_name()),
+        None => dir,
+    }
+}
+
+/// The runs of `plan` that `shard` holds (all of them without a shard), with their plan positions.
+pub fn selected_runs(plan: &Plan, shard: Option<Shard>) -> Vec<(usize, &Run)> {
+    plan.runs.iter().enumerate().filter(|(i, _)| shard.is_none_or(|s| s.contains(*i))).collect()
+}
+
+/// Runs every run of `plan` (checked beforehand) that `options.shard` selects and records it under
+/// [`output_dir`].
 pub fn run_plan(
     config_path: &Path,
     experiment: &Experiment,
@@ -44,13 +85,15 @@ pub fn run_plan(
     for run in &plan.runs {
         task::engine_for(run.engine, options.device)?;
     }
-    let dir = options.out.join(&experiment.name);
+    let dir = output_dir(&options.out, &experiment.name, options.shard);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the output folder {}", dir.display()))?;
+    let _lock = FolderLock::acquire(&dir)?;
     let resolved = config::to_yaml(experiment)?;
     let resolved_path = dir.join("config.resolved.yaml");
     let results_path = dir.join("results.csv");
-    if results_path.exists() {
+    let manifest_path = dir.join("manifest.json");
+    let mut previous = if results_path.exists() {
         if !options.resume {
             bail!(
                 "{} already exists: pass --resume to continue it, or choose another --out",
@@ -65,69 +108,213 @@ pub fn run_plan(
                 config_path.display()
             );
         }
-    }
+        Manifest::read(&manifest_path)?
+    } else {
+        None
+    };
     crate::files::write_atomic(&resolved_path, resolved.as_bytes())?;
     crate::logging::log_to(&dir.join("log.txt"))?;
-    let results = ResultsFile::open(&results_path)?;
-    let done: HashSet<String> =
-        results.read()?.into_iter().filter(|r| r.status == "ok").map(|r| r.run_id).collect();
-
-    let mut manifest = Manifest {
-        prunelab_version: env!("CARGO_PKG_VERSION"),
-        git_hash: env!("PRUNELAB_GIT_HASH"),
-        libtorch_version: env!("PRUNELAB_LIBTORCH_VERSION"),
-        device: task::device_name(options.device),
-        threads: options.threads,
-        config_path: config_path.display().to_string(),
-        config_sha256: Sha256::digest(resolved.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-        seeds: experiment.seeds.values(),
-        runs: plan.runs.len(),
-        started: now_rfc3339(),
-        finished: None,
-        runs_failed: 0,
-    };
-    manifest.write(&dir.join("manifest.json"))?;
-
-    let mut outcome = Outcome { dir: dir.clone(), ran: 0, skipped: 0, failed: 0 };
-    for (index, run) in plan.runs.iter().enumerate() {
-        if done.contains(&run.id) {
-            outcome.skipped += 1;
-            continue;
+    let committed = previous.as_ref().map(|m| m.committed.clone());
+    let (mut results, rows) = ResultsFile::open(&results_path, committed.as_ref())?;
+    if let (Some(previous), Some(appending)) = (&mut previous, committed.and_then(|c| c.appending))
+    {
+        if results.len() == appending.results_bytes {
+            // All its rows arrived before the manifest could say so: the previous session's run.
+            previous.session.runs_recorded.push(appending.run_id);
         }
-        let span = tracing::info_span!("run", id = %run.id, seed = run.seed, index = index + 1, of = plan.runs.len());
-        let _entered = span.enter();
-        tracing::info!(settings = ?run.task, "starting");
-        let started = std::time::Instant::now();
-        let ctx = task::Context {
-            experiment: &plan.experiment,
-            dir: &dir,
-            device: options.device,
-            progress: options.progress,
-        };
-        let rows = match task::execute(run, &ctx) {
-            Ok(rows) => rows,
-            Err(err) => {
-                tracing::error!("failed: {err:#}");
-                eprintln!("run {} failed: {err:#}", run.id);
-                outcome.failed += 1;
-                vec![ResultRow {
-                    status: "failed".into(),
-                    error: Some(format!("{err:#}")),
-                    method: "none".into(),
-                    wall_ms: Some(started.elapsed().as_secs_f64() * 1e3),
-                    ..task::base_row(&plan.experiment, run, options.device)
-                }]
-            }
-        };
-        results.append(&rows)?;
-        outcome.ran += 1;
-        tracing::info!(seconds = started.elapsed().as_secs_f64(), "finished");
     }
-    manifest.finished = Some(now_rfc3339());
-    manifest.runs_failed = outcome.failed;
-    manifest.write(&dir.join("manifest.json"))?;
+    // Whether each recorded run id is currently `ok` (true) or failed (false).
+    let mut recorded: HashMap<String, bool> =
+        current_rows(rows).into_iter().map(|r| (r.run_id, r.status == "ok")).collect();
+
+    let selected = selected_runs(plan, options.shard);
+    let pending: Vec<(usize, &Run)> =
+        selected.iter().copied().filter(|(_, run)| recorded.get(&run.id) != Some(&true)).collect();
+    let mut manifest = Manifest {
+        experiment: experiment.name.clone(),
+        config_path: config_path.display().to_string(),
+        config_sha256: sha256_hex(resolved.as_bytes()),
+        seeds: experiment.seeds.values(),
+        runs: selected.len(),
+        plan_runs: plan.runs.len(),
+        shard: options.shard,
+        committed: Committed { results_bytes: results.len(), appending: None },
+        session: Session {
+            device: Some(task::device_name(options.device)),
+            threads: Some(options.threads_per_run()),
+            jobs: Some(options.jobs),
+            ..Session::start(options.command_line.clone())
+        },
+        earlier_sessions: previous.as_ref().map(Manifest::sessions).unwrap_or_default(),
+        merged_from: previous.map(|m| m.merged_from).unwrap_or_default(),
+        ..Manifest::default()
+    };
+    let count = |recorded: &HashMap<String, bool>, ok: bool| {
+        recorded.values().filter(|&&status| status == ok).count()
+    };
+    (manifest.runs_ok, manifest.runs_failed) = (count(&recorded, true), count(&recorded, false));
+    manifest.write(&manifest_path)?;
+    tracing::info!(
+        experiment = %experiment.name,
+        shard = %options.shard.map_or("all".into(), |s| s.to_string()),
+        runs = selected.len(),
+        to_run = pending.len(),
+        jobs = options.jobs,
+        threads_per_run = options.threads_per_run(),
+        "sweep starting"
+    );
+
+    let mut outcome =
+        Outcome { dir: dir.clone(), ran: 0, skipped: selected.len() - pending.len(), failed: 0 };
+    execute_all(&pending, plan, &dir, options, |run, rows| {
+        let ok = rows.iter().all(|r| r.status == "ok");
+        // Say which run is being appended and where it will end, then append it, then record it.
+        let encoded = ResultsFile::encode(&rows)?;
+        manifest.committed.appending = Some(Appending {
+            run_id: run.id.clone(),
+            results_bytes: results.len() + encoded.len() as u64,
+        });
+        manifest.write(&manifest_path)?;
+        manifest.committed =
+            Committed { results_bytes: results.append(&encoded)?, appending: None };
+        recorded.insert(run.id.clone(), ok);
+        (manifest.runs_ok, manifest.runs_failed) =
+            (count(&recorded, true), count(&recorded, false));
+        manifest.session.runs_recorded.push(run.id.clone());
+        manifest.write(&manifest_path)?;
+        outcome.ran += 1;
+        outcome.failed += usize::from(!ok);
+        Ok(())
+    })?;
+    manifest.session.finished = Some(now_rfc3339());
+    manifest.write(&manifest_path)?;
     Ok(outcome)
+}
+
+/// Executes `pending` on `options.jobs` worker threads and hands each run's rows to `record`, on
+/// the calling thread, as runs finish. An error from `record` stops the sweep: runs in flight
+/// finish, nothing more starts, and the error is returned.
+fn execute_all(
+    pending: &[(usize, &Run)],
+    plan: &Plan,
+    dir: &Path,
+    options: &RunOptions,
+    mut record: impl FnMut(&Run, Vec<ResultRow>) -> Result<()>,
+) -> Result<()> {
+    let jobs = options.jobs.clamp(1, pending.len().max(1));
+    // From the flags, not from the runs left, so that a resumed sweep computes as the first did.
+    let threads = options.threads_per_run();
+    // One overall bar when runs go in parallel; a single job shows each run's own bars instead.
+    let overall = if options.progress && jobs > 1 {
+        let bar = ProgressBar::new(pending.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:32}] {pos}/{len} runs  {elapsed_precise}  eta {eta}  {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{} ({jobs} jobs)", plan.experiment));
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::channel::<(usize, Vec<ResultRow>)>();
+        for worker in 1..=jobs {
+            let (sender, next, stop) = (sender.clone(), &next, &stop);
+            let spawned = std::thread::Builder::new()
+                .name(format!("run-worker-{worker}"))
+                .stack_size(8 << 20)
+                .spawn_scoped(scope, move || {
+                    // libtorch keeps its intra-op thread count per calling thread.
+                    tch::set_num_threads(threads);
+                    while !stop.load(Ordering::Relaxed) {
+                        let Some(&(position, run)) =
+                            pending.get(next.fetch_add(1, Ordering::SeqCst))
+                        else {
+                            break;
+                        };
+                        let rows = execute_one(run, position, plan, dir, options, jobs == 1);
+                        if sender.send((position, rows)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            if let Err(err) = spawned {
+                stop.store(true, Ordering::Relaxed);
+                return Err(err).context("cannot start a worker thread");
+            }
+        }
+        drop(sender);
+        let mut failures = 0;
+        for (position, rows) in receiver {
+            let run = &plan.runs[position];
+            if let Some(failed) = rows.iter().find(|r| r.status != "ok") {
+                let reason = failed.error.as_deref().unwrap_or("");
+                overall.suspend(|| eprintln!("run {} failed: {reason}", run.id));
+                failures += 1;
+                overall.set_message(format!("{failures} failed"));
+            }
+            if let Err(err) = record(run, rows) {
+                stop.store(true, Ordering::Relaxed);
+                overall.abandon();
+                return Err(err);
+            }
+            overall.inc(1);
+        }
+        overall.finish_and_clear();
+        Ok(())
+    })
+}
+
+/// Executes one run inside its log span and returns its rows: the task's, or one `failed` row with
+/// the reason (an error or a panic) flattened to one line.
+fn execute_one(
+    run: &Run,
+    position: usize,
+    plan: &Plan,
+    dir: &Path,
+    options: &RunOptions,
+    progress_bars: bool,
+) -> Vec<ResultRow> {
+    let span = tracing::info_span!("run", id = %run.id, seed = run.seed, index = position + 1, of = plan.runs.len());
+    let _entered = span.enter();
+    tracing::info!(settings = ?run.task, "starting");
+    let started = std::time::Instant::now();
+    let ctx = task::Context {
+        experiment: &plan.experiment,
+        dir,
+        device: options.device,
+        progress: options.progress && progress_bars,
+    };
+    let executed =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task::execute(run, &ctx)));
+    let error = match executed {
+        Ok(Ok(rows)) => {
+            tracing::info!(seconds = started.elapsed().as_secs_f64(), "finished");
+            return rows;
+        }
+        Ok(Err(err)) => format!("{err:#}"),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("no message");
+            format!("panicked: {message}")
+        }
+    };
+    // One row is one line of results.csv (see `record::ResultsFile`).
+    let error = error.split_whitespace().collect::<Vec<_>>().join(" ");
+    tracing::error!("failed: {error}");
+    vec![ResultRow {
+        status: "failed".into(),
+        error: Some(error),
+        method: "none".into(),
+        wall_ms: Some(started.elapsed().as_secs_f64() * 1e3),
+        ..task::base_row(&plan.experiment, run, options.device)
+    }]
 }

@@ -3,5 +3,6 @@ mod cli_run;
 mod common;
 mod mlp;
 mod pruning;
+mod sweep;
 mod theory_vs_empirical;
 mod training;

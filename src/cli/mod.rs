@@ -1,6 +1,7 @@
 //! The command line. Each subcommand has its own file with its `Args` and `run`; `main` maps the
 //! outcome to the exit code: 0 all good, 1 some sweep runs failed, 2 bad input or an error.
 mod bench;
+mod merge;
 mod plot;
 mod run;
 mod theory;
@@ -29,6 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Run(run::Args),
+    Merge(merge::Args),
     Theory(theory::Args),
     Plot(plot::Args),
     Bench(bench::Args),
@@ -47,6 +49,7 @@ pub fn main() -> ExitCode {
     let quiet = cli.quiet;
     let result = match cli.command {
         Command::Run(args) => run::run(args, quiet),
+        Command::Merge(args) => merge::run(args),
         Command::Theory(args) => theory::run(args),
         Command::Plot(args) => plot::run(args),
         Command::Bench(args) => bench::run(args),

@@ -1,14 +1,26 @@
-//! `prunelab run`: run the experiments of one or more YAML files.
+//! `prunelab run`: run the experiments of one or more YAML files, whole or one shard of them, with
+//! several runs at a time.
 use super::Status;
+use crate::plan::{Plan, Shard};
+use crate::record::{current_rows, read_complete_rows, Manifest};
 use crate::{config, device, plan, runner};
-use anyhow::{Context, Result};
-use std::path::PathBuf;
+use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 /// Run experiments or sweeps defined in YAML files.
+///
+/// Results go to OUT/<name>/results.csv, one whole run at a time: an interrupted sweep keeps every
+/// finished run, and `--resume` runs only the rest (failed runs included). With `--shard I/N`
+/// this process runs every N-th run of the plan, starting at the I-th, into
+/// OUT/<name>/shards/I-of-N/; `prunelab merge OUT/<name>` combines the shards.
 #[derive(clap::Args)]
-#[command(
-    after_help = "Examples:\n  prunelab run configs/quickstart.yaml\n  prunelab run configs/quickstart.yaml --dry-run\n  prunelab run sweep.yaml --out results --threads 1 --resume"
-)]
+#[command(after_help = "Examples:
+  prunelab run configs/quickstart.yaml
+  prunelab run configs/quickstart.yaml --dry-run
+  prunelab run sweep.yaml --out results --jobs 4 --resume
+  prunelab run sweep.yaml --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT --resume
+  prunelab merge runs/sweep")]
 pub struct Args {
     /// Experiment files (YAML); every file is checked before any of them runs.
     #[arg(required = true, value_name = "CONFIG.yaml")]
@@ -19,13 +31,24 @@ pub struct Args {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
-    /// libtorch intra-op threads (default: libtorch's choice).
-    #[arg(long)]
+    /// libtorch intra-op threads in all (default: libtorch's choice, usually one per core); each
+    /// of the --jobs runs gets threads / jobs. Results are bit-identical for the same threads per
+    /// run (recorded in manifest.json).
+    #[arg(long, value_name = "N")]
     threads: Option<i32>,
-    /// Continue an existing output folder, skipping runs already recorded.
+    /// Runs executed at the same time, each on its own thread.
+    #[arg(long, default_value = "1", value_name = "N")]
+    jobs: String,
+    /// Run only shard I of N (1 ≤ I ≤ N): the runs at plan positions I, I+N, I+2N, …, into
+    /// OUT/<name>/shards/I-of-N/.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// Continue an existing output folder: skip the runs recorded `ok`, run the others (runs that
+    /// failed, or were interrupted) and append.
     #[arg(long)]
     resume: bool,
-    /// Print the plan (runs and their settings) without running anything.
+    /// Print the plan (runs, their seeds and varying settings, and what is already recorded)
+    /// without running or writing anything.
     #[arg(long)]
     dry_run: bool,
 }
@@ -34,8 +57,15 @@ pub fn run(args: Args, quiet: bool) -> Result<Status> {
     let device = device::parse(&args.device)?;
     if let Some(threads) = args.threads {
         anyhow::ensure!(threads >= 1, "--threads must be at least 1");
-        tch::set_num_threads(threads);
     }
+    let jobs = match args.jobs.trim().parse::<usize>() {
+        Ok(jobs) if jobs >= 1 => jobs,
+        _ => bail!(
+            "--jobs {}: give the number of runs to execute at the same time, at least 1",
+            args.jobs
+        ),
+    };
+    let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
     let mut loaded = Vec::new();
     for path in &args.configs {
         let experiment = config::load(path)?;
@@ -43,40 +73,120 @@ pub fn run(args: Args, quiet: bool) -> Result<Status> {
             .with_context(|| format!("invalid config {}", path.display()))?;
         loaded.push((path, experiment, plan));
     }
-    if args.dry_run {
-        for (path, _, plan) in &loaded {
-            print_plan(path, plan);
-        }
-        return Ok(Status::Ok);
-    }
     let options = runner::RunOptions {
         out: args.out.clone(),
         device,
-        threads: tch::get_num_threads(),
+        threads: args.threads.unwrap_or_else(tch::get_num_threads),
+        jobs,
+        shard,
         resume: args.resume,
         progress: !quiet,
+        command_line: std::env::args().collect(),
     };
+    if args.dry_run {
+        for (path, _, plan) in &loaded {
+            print_plan(path, plan, &options);
+        }
+        return Ok(Status::Ok);
+    }
     let mut failed = 0;
     for (path, experiment, plan) in &loaded {
         let outcome = runner::run_plan(path, experiment, plan, &options)?;
         eprintln!(
-            "{}: {} run(s) done, {} skipped as already recorded, {} failed → {}",
+            "{}{}: {} run(s) done, {} skipped as already recorded, {} failed → {}",
             experiment.name,
+            shard.map(|s| format!(" (shard {s})")).unwrap_or_default(),
             outcome.ran - outcome.failed,
             outcome.skipped,
             outcome.failed,
             outcome.dir.join("results.csv").display()
         );
+        if shard.is_some() {
+            eprintln!(
+                "  when every shard is done: prunelab merge {}",
+                args.out.join(&experiment.name).display()
+            );
+        }
         failed += outcome.failed;
     }
     Ok(if failed > 0 { Status::SomeRunsFailed } else { Status::Ok })
 }
 
-fn print_plan(path: &std::path::Path, plan: &plan::Plan) {
-    println!("{}: experiment {}, {} run(s)", path.display(), plan.experiment, plan.runs.len());
-    println!("{:<12}  {:>6}  settings", "run_id", "seed");
-    for run in &plan.runs {
-        let settings = serde_json::to_string(&run.task).unwrap_or_default();
-        println!("{:<12}  {:>6}  {}", run.id, run.seed, settings);
+/// Prints the runs of `plan` that `options.shard` selects as a table: plan position, run id,
+/// seed, the settings that vary across the plan and, when the output folder already exists, what
+/// it recorded for each run (`ok`, `failed`, or `-` for not yet).
+fn print_plan(path: &Path, plan: &Plan, options: &runner::RunOptions) {
+    let selected = runner::selected_runs(plan, options.shard);
+    let mut title =
+        format!("{}: experiment {}, {} run(s)", path.display(), plan.experiment, plan.runs.len());
+    if let Some(shard) = options.shard {
+        title += &format!(", {} in shard {shard}", selected.len());
+    }
+    if let Some(prune) = selected.first().and_then(|(_, run)| run.prune.as_ref()) {
+        let methods: Vec<&str> = prune.methods.iter().map(|m| m.name()).collect();
+        title += &format!("; each run is pruned by {}", methods.join(", "));
+    }
+    println!("{title}");
+
+    let dir = runner::output_dir(&options.out, &plan.experiment, options.shard);
+    let committed = Manifest::read(&dir.join("manifest.json")).ok().flatten().map(|m| m.committed);
+    let recorded: Option<HashMap<String, &str>> =
+        read_complete_rows(&dir.join("results.csv"), committed.as_ref()).ok().map(|(rows, _)| {
+            current_rows(rows)
+                .into_iter()
+                .map(|r| (r.run_id, if r.status == "ok" { "ok" } else { "failed" }))
+                .collect()
+        });
+
+    let split = |settings: &str| -> Vec<(String, String)> {
+        settings
+            .split(';')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let mut header = vec!["#".to_string(), "run_id".into(), "seed".into()];
+    header.extend(
+        selected
+            .first()
+            .map(|(_, run)| split(&run.settings))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, _)| k),
+    );
+    if recorded.is_some() {
+        header.push(format!("recorded in {}", dir.display()));
+    }
+    let mut table = vec![header];
+    for (position, run) in &selected {
+        let mut line = vec![(position + 1).to_string(), run.id.clone(), run.seed.to_string()];
+        line.extend(split(&run.settings).into_iter().map(|(_, v)| v));
+        if let Some(recorded) = &recorded {
+            line.push(recorded.get(&run.id).copied().unwrap_or("-").to_string());
+        }
+        table.push(line);
+    }
+    let columns = table.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            table.iter().filter_map(|l| l.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)
+        })
+        .collect();
+    for line in &table {
+        let cells: Vec<String> = line
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(
+                |(c, (cell, &width))| {
+                    if c < 3 {
+                        format!("{cell:>width$}")
+                    } else {
+                        format!("{cell:<width$}")
+                    }
+                },
+            )
+            .collect();
+        println!("  {}", cells.join("  ").trim_end());
     }
 }

@@ -16,7 +16,7 @@ use super::select::{dpp_subset, random_subset, top_k};
 use super::{Mask, Method, RandomVariant};
 use crate::model::mlp::Mlp;
 use crate::seed;
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -370,8 +370,15 @@ impl<'a> LayerPruner<'a> {
                 let ridge = g_ss.diagonal(0, 1, 2).amax(&[1i64][..], true).clamp_min(1e-300) * 1e-6; // [B, 1]
                 let eye = Tensor::eye(k as i64, (Kind::Double, Device::Cpu)).unsqueeze(0);
                 let system = &g_ss + eye * ridge.unsqueeze(2);
-                let solved =
-                    Tensor::f_linalg_solve(&system, &target.unsqueeze(2), true)?.squeeze_dim(2); // [B, k]
+                // G_SS + ρI is symmetric positive definite: Cholesky (MKL's batched LU misbehaves
+                // on threads other than the main one; Cholesky is also 2x cheaper).
+                let factor = system.f_linalg_cholesky(false).with_context(|| {
+                    format!(
+                        "the least-squares re-fit of layer w{} is not positive definite",
+                        self.layer + 1
+                    )
+                })?;
+                let solved = target.unsqueeze(2).f_cholesky_solve(&factor, false)?.squeeze_dim(2); // [B, k]
                 if solved.isfinite().all().int64_value(&[]) == 0 {
                     bail!(
                         "the least-squares re-fit of layer w{} is singular even with a ridge",
