@@ -309,7 +309,8 @@ fn execute_one(
     };
     // One row is one line of results.csv (see `record::ResultsFile`).
     let error = error.split_whitespace().collect::<Vec<_>>().join(" ");
-    tracing::error!("failed: {error}");
+    // Logged at INFO: log.txt keeps it, and stderr already gets one line from the runner.
+    tracing::info!(status = "failed", "{error}");
     vec![ResultRow {
         status: "failed".into(),
         error: Some(error),
