@@ -141,13 +141,4 @@ impl Mlp {
             .map(|t| t.count_nonzero(None::<i64>).int64_value(&[]) as usize)
             .sum()
     }
-
-    /// A copy on `device`.
-    pub fn to_device(&self, device: Device) -> Self {
-        Self {
-            weights: self.weights.iter().map(|w| w.to_device(device)).collect(),
-            biases: self.biases.iter().map(|b| b.to_device(device)).collect(),
-            activation: self.activation,
-        }
-    }
 }

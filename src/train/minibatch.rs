@@ -5,7 +5,7 @@ use crate::model::mlp::Mlp;
 use anyhow::{bail, Result};
 use rand::seq::SliceRandom;
 use rand::Rng;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// Training settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -85,10 +85,4 @@ pub fn train(
         *p = p.detach();
     }
     Ok(reports)
-}
-
-/// Mean cross-entropy of `mlp` on a dataset (for reports; no gradients).
-pub fn mean_loss(mlp: &Mlp, x: &Tensor, y: &Tensor) -> f64 {
-    let _guard = tch::no_grad_guard();
-    mlp.forward(x).cross_entropy_for_logits(y).to_kind(Kind::Double).double_value(&[])
 }
