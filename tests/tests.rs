@@ -2,6 +2,7 @@
 mod cli_run;
 mod common;
 mod mlp;
+mod models;
 mod pruning;
 mod sweep;
 mod theory_vs_empirical;

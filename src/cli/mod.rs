@@ -1,8 +1,11 @@
 //! The command line. Each subcommand has its own file with its `Args` and `run`; `main` maps the
 //! outcome to the exit code: 0 all good, 1 some sweep runs failed, 2 bad input or an error.
 mod bench;
+mod eval;
+mod inspect;
 mod merge;
 mod plot;
+mod prune;
 mod run;
 mod theory;
 
@@ -14,7 +17,7 @@ use std::process::ExitCode;
     name = "prunelab",
     version,
     about = "Pruning research on feed-forward networks (teacher-student theory, DPP pruning, DIVNET)",
-    after_help = "Examples:\n  prunelab run configs/quickstart.yaml\n  prunelab run configs/quickstart.yaml --dry-run\n  prunelab theory order-params runs/quickstart/models/<run_id>\n  prunelab plot runs/fig2a-random/results.csv --out fig2a.svg --out fig2a.png\n  prunelab bench sgd"
+    after_help = "Examples:\n  prunelab run configs/quickstart.yaml\n  prunelab run configs/quickstart.yaml --dry-run\n  prunelab theory order-params runs/quickstart/models/<run_id>\n  prunelab plot runs/fig2a-random/results.csv --out fig2a.svg --out fig2a.png\n  prunelab bench sgd\n  prunelab prune --model mlp.pt --method dpp_node --keep 0.5 --calib DATA --compact --out small.pt\n  prunelab eval --model small.pt --data DATA --json\n  prunelab inspect small.pt"
 )]
 struct Cli {
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
@@ -34,6 +37,9 @@ enum Command {
     Theory(theory::Args),
     Plot(plot::Args),
     Bench(bench::Args),
+    Prune(prune::Args),
+    Eval(eval::Args),
+    Inspect(inspect::Args),
 }
 
 /// What a command reports back to `main`.
@@ -53,6 +59,9 @@ pub fn main() -> ExitCode {
         Command::Theory(args) => theory::run(args),
         Command::Plot(args) => plot::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Prune(args) => prune::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Inspect(args) => inspect::run(args),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,

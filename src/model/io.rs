@@ -70,29 +70,50 @@ pub fn load_two_layer(path: &Path) -> Result<TwoLayer> {
 /// `nn.Sequential(Linear, Sigmoid, …).load_state_dict(load_file(path))` takes it as it is. The
 /// metadata records the sizes and the activation.
 pub fn save_mlp(mlp: &Mlp, path: &Path) -> Result<()> {
-    let mut names = Vec::new();
-    let mut data = Vec::new();
-    let mut shapes = Vec::new();
-    for (l, (w, b)) in mlp.weights.iter().zip(&mlp.biases).enumerate() {
-        for (suffix, t) in [("weight", w), ("bias", b)] {
-            names.push(format!("{}.{suffix}", 2 * l));
-            shapes.push(t.size().iter().map(|&s| s as usize).collect::<Vec<_>>());
-            let values = Vec::<f32>::try_from(
-                t.to_device(tch::Device::Cpu).to_kind(tch::Kind::Float).flatten(0, -1),
-            )?;
-            data.push(values.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
-        }
+    let bytes = encode_mlp(mlp, &sequential_names(mlp.weights.len()), &[])
+        .with_context(|| format!("encoding {}", path.display()))?;
+    write_atomic(path, &bytes)
+}
+
+/// `nn.Sequential` names of `layers` Linear layers: (`0.weight`, `0.bias`), (`2.weight`, …), ….
+pub fn sequential_names(layers: usize) -> Vec<(String, Option<String>)> {
+    (0..layers).map(|l| (format!("{}.weight", 2 * l), Some(format!("{}.bias", 2 * l)))).collect()
+}
+
+/// The bytes of a safetensors state dict of `mlp` with the given (weight, bias) names per layer.
+/// A layer whose bias name is None is written without bias when its bias is all zeros (as the
+/// `nn.Linear(bias=False)` it came from), and as `<weight prefix>.bias` otherwise. `extra` adds
+/// metadata entries beside prunelab's own (`prunelab.arch`, `.sizes`, `.activation`).
+pub fn encode_mlp(
+    mlp: &Mlp,
+    names: &[(String, Option<String>)],
+    extra: &[(String, String)],
+) -> Result<Vec<u8>> {
+    anyhow::ensure!(names.len() == mlp.weights.len(), "one name pair per layer is needed");
+    let mut entries: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for ((w, b), (w_name, b_name)) in mlp.weights.iter().zip(&mlp.biases).zip(names) {
+        let b_name = match b_name {
+            Some(name) => name.clone(),
+            None if b.count_nonzero(None::<i64>).int64_value(&[]) == 0 => {
+                push_tensor(&mut entries, w_name, w)?;
+                continue;
+            }
+            None => match w_name.strip_suffix("weight") {
+                Some(prefix) => format!("{prefix}bias"),
+                None => format!("{w_name}.bias"),
+            },
+        };
+        push_tensor(&mut entries, w_name, w)?;
+        push_tensor(&mut entries, &b_name, b)?;
     }
-    let views = names
+    let views = entries
         .iter()
-        .zip(&shapes)
-        .zip(&data)
-        .map(|((name, shape), bytes)| {
+        .map(|(name, shape, bytes)| {
             Ok((name.as_str(), TensorView::new(Dtype::F32, shape.clone(), bytes)?))
         })
         .collect::<Result<Vec<_>>>()?;
     let sizes = mlp.sizes().iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",");
-    let metadata: HashMap<String, String> = [
+    let mut metadata: HashMap<String, String> = [
         ("format", "pt".to_string()),
         ("prunelab.arch", "mlp".to_string()),
         ("prunelab.sizes", sizes),
@@ -101,7 +122,19 @@ pub fn save_mlp(mlp: &Mlp, path: &Path) -> Result<()> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let bytes = safetensors::tensor::serialize(views, &Some(metadata))
-        .with_context(|| format!("encoding {}", path.display()))?;
-    write_atomic(path, &bytes)
+    metadata.extend(extra.iter().cloned());
+    Ok(safetensors::tensor::serialize(views, &Some(metadata))?)
+}
+
+fn push_tensor(
+    entries: &mut Vec<(String, Vec<usize>, Vec<u8>)>,
+    name: &str,
+    t: &tch::Tensor,
+) -> Result<()> {
+    let shape = t.size().iter().map(|&s| s as usize).collect::<Vec<_>>();
+    let values = Vec::<f32>::try_from(
+        t.to_device(tch::Device::Cpu).to_kind(tch::Kind::Float).contiguous().flatten(0, -1),
+    )?;
+    entries.push((name.to_string(), shape, values.iter().flat_map(|x| x.to_le_bytes()).collect()));
+    Ok(())
 }

@@ -398,6 +398,34 @@ impl<'a> LayerPruner<'a> {
 /// One unit's kept inputs for every budget and sample: [budget][sample] → sorted input indices.
 type UnitMasks = Vec<Vec<Vec<usize>>>;
 
+/// The network with the units of hidden layer `layer` (0-based) that are not in `kept`
+/// physically removed: their rows of W_l and b_l and their columns of W_{l+1}, so that the
+/// matrices are smaller. For a network pruned by a node mask (`LayerPruner::pruned`: removed units
+/// have zero incoming weights, bias and outgoing weights, their constant output already folded
+/// into the next bias) the function is unchanged.
+pub fn compact(mlp: &Mlp, layer: usize, kept: &[usize]) -> Result<Mlp> {
+    ensure!(
+        layer + 1 < mlp.weights.len(),
+        "layer w{} is the output layer; only hidden layers have units to remove",
+        layer + 1
+    );
+    let hidden = mlp.weights[layer].size()[0] as usize;
+    ensure!(
+        !kept.is_empty()
+            && kept.windows(2).all(|w| w[0] < w[1])
+            && kept.last().is_some_and(|&k| k < hidden),
+        "compaction needs the kept units of w{} as sorted indices below {hidden}",
+        layer + 1
+    );
+    let _guard = tch::no_grad_guard();
+    let mut net = mlp.clone();
+    let keep = index(kept, mlp.weights[layer].device());
+    net.weights[layer] = mlp.weights[layer].index_select(0, &keep);
+    net.biases[layer] = mlp.biases[layer].index_select(0, &keep);
+    net.weights[layer + 1] = mlp.weights[layer + 1].index_select(1, &keep);
+    Ok(net)
+}
+
 fn index(items: &[usize], device: Device) -> Tensor {
     Tensor::from_slice(&items.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device)
 }
@@ -429,5 +457,26 @@ mod tests {
         );
         assert!(budgets_from_fractions(&[0.0], 784, 500, 500).is_err());
         assert!(budgets_from_fractions(&[1.5], 784, 500, 500).is_err());
+    }
+
+    #[test]
+    fn compact_drops_rows_and_next_columns_of_removed_units() {
+        let mut rng = crate::seed::rng(2, "compact");
+        let mlp =
+            Mlp::xavier(&[5, 4, 3], crate::model::mlp::Activation::Tanh, &mut rng, Device::Cpu)
+                .unwrap();
+        let x = Tensor::randn([20, 5], (Kind::Float, Device::Cpu));
+        let masked = mlp.clone();
+        for p in [1i64, 2] {
+            let _ = masked.weights[0].get(p).fill_(0.0);
+            let _ = masked.weights[1].select(1, p).fill_(0.0);
+        }
+        let small = compact(&masked, 0, &[0, 3]).unwrap();
+        assert_eq!(small.sizes(), [5, 2, 3]);
+        assert_eq!(small.weights[1].size(), [3, 2]);
+        let diff = (small.forward(&x) - masked.forward(&x)).abs().max().double_value(&[]);
+        assert!(diff < 1e-6, "{diff}");
+        assert!(compact(&mlp, 1, &[0]).is_err(), "the output layer has no units to remove");
+        assert!(compact(&mlp, 0, &[]).is_err() && compact(&mlp, 0, &[4]).is_err());
     }
 }

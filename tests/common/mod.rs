@@ -106,3 +106,68 @@ pub fn fashion_mnist(test: &str) -> Option<PathBuf> {
         None
     }
 }
+
+/// The committed model fixtures (`cargo run --release --example make_fixtures` writes them).
+pub fn model_fixture(name: &str) -> PathBuf {
+    root().join("models").join(name)
+}
+
+/// The tensors of a safetensors file: (name, shape, f32 values), and its metadata.
+pub type NamedTensors = Vec<(String, Vec<usize>, Vec<f32>)>;
+
+/// Reads a safetensors file of f32 tensors.
+pub fn read_safetensors(path: &Path) -> (NamedTensors, HashMap<String, String>) {
+    let bytes = std::fs::read(path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: NamedTensors = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            (name, view.shape().to_vec(), values)
+        })
+        .collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let metadata = safetensors::SafeTensors::read_metadata(&bytes)
+        .unwrap()
+        .1
+        .metadata()
+        .clone()
+        .unwrap_or_default();
+    (tensors, metadata)
+}
+
+/// Writes f32 tensors (and metadata) as a safetensors file.
+pub fn write_safetensors(path: &Path, tensors: &NamedTensors, metadata: &HashMap<String, String>) {
+    let bytes: Vec<Vec<u8>> =
+        tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let views: Vec<(&str, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, shape, _), b)| {
+            let view = safetensors::tensor::TensorView::new(
+                safetensors::tensor::Dtype::F32,
+                shape.clone(),
+                b,
+            )
+            .unwrap();
+            (name.as_str(), view)
+        })
+        .collect();
+    let metadata = (!metadata.is_empty()).then(|| metadata.clone());
+    std::fs::write(path, safetensors::tensor::serialize(views, &metadata).unwrap()).unwrap();
+}
+
+/// The names of the files in `dir` (sorted), to check that a failed command wrote nothing.
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}

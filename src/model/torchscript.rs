@@ -1,0 +1,444 @@
+//! TorchScript files for MLPs, written without Python: the archive `torch.jit.save` makes for
+//! `torch.jit.script(nn.Sequential(Linear, Sigmoid, Linear, …))`, so that `torch.jit.load` (and
+//! libtorch's `CModule::load`) gives a module whose parameters are real parameters named as
+//! PyTorch names them (`0.weight`, `0.bias`, `2.weight`, …), ready to fine-tune or to read with
+//! `state_dict()`.
+//!
+//! Why not `CModule::create_by_tracing`: a traced closure bakes the weights into the graph as
+//! constants, so the saved module has no parameters: PyTorch cannot train it, and no tool (prunelab
+//! included) can read its weights back through `named_parameters()`.
+//!
+//! The archive (PyTorch's "PyTorchStreamWriter" format, file format version 3) is an uncompressed
+//! zip whose records lie under one folder (`archive/`), each record's data aligned to 64 bytes:
+//! * `code/__torch__/torch/nn/modules/{container,linear,activation}.py`: the TorchScript classes
+//!   (one `Linear` class per layer, mangled `linear/___torch_mangle_N.py` as PyTorch does, because
+//!   `in_features`/`out_features` are class constants);
+//! * `data.pkl`: the module object (pickle protocol 2; tensors are `_rebuild_tensor_v2` calls whose
+//!   storages are persistent ids `('storage', torch.FloatStorage, key, 'cpu', numel)`);
+//! * `data/<key>`: the storages, f32 little-endian; `constants.pkl` (empty tuple), `version`,
+//!   `byteorder`.
+use crate::model::mlp::{Activation, Mlp};
+use anyhow::{ensure, Result};
+use tch::{Device, Kind};
+
+/// The module `torch.jit.load` returns: `nn.Sequential` of Linear layers with `mlp.activation`
+/// between them, in evaluation mode.
+pub fn encode(mlp: &Mlp) -> Result<Vec<u8>> {
+    encode_with(mlp, None)
+}
+
+/// Like `encode`, with the top-level module replaced by class `class_name` whose `forward` body is
+/// `forward` (lines of TorchScript; the children are bound to `_0`, `_1`, … and the input is
+/// `input`). For test fixtures of models that are *not* MLPs.
+#[doc(hidden)]
+pub fn encode_custom(mlp: &Mlp, class_name: &str, forward: &[&str]) -> Result<Vec<u8>> {
+    encode_with(mlp, Some((class_name, forward)))
+}
+
+const MODULES: &str = "__torch__.torch.nn.modules";
+
+fn encode_with(mlp: &Mlp, custom: Option<(&str, &[&str])>) -> Result<Vec<u8>> {
+    let layers = mlp.weights.len();
+    ensure!(layers > 0, "an MLP without layers cannot be saved");
+    let mut zip = Zip::default();
+    let mut pickle = Pickle::new();
+
+    // The children of the Sequential: Linear at even indices, the activation in between.
+    let linear_class = |l: usize| {
+        if l == 0 {
+            (format!("{MODULES}.linear"), "Linear".to_string())
+        } else {
+            (format!("{MODULES}.linear.___torch_mangle_{}", l - 1), "Linear".to_string())
+        }
+    };
+    let (act_class, act_forward, act_extra) = match mlp.activation {
+        Activation::Sigmoid => ("Sigmoid", "torch.sigmoid(input)", ""),
+        Activation::Relu => ("ReLU", "torch.relu(input)", "  inplace : Final[bool] = False\n"),
+        Activation::Tanh => ("Tanh", "torch.tanh(input)", ""),
+    };
+    let children: Vec<(String, String)> = (0..2 * layers - 1)
+        .map(|i| {
+            if i % 2 == 0 {
+                linear_class(i / 2)
+            } else {
+                (format!("{MODULES}.activation"), act_class.to_string())
+            }
+        })
+        .collect();
+
+    // Code: one file per namespace.
+    let (top_module, top_class) = match custom {
+        Some((class_name, _)) => ("__torch__".to_string(), class_name.to_string()),
+        None => (format!("{MODULES}.container"), "Sequential".to_string()),
+    };
+    let top_qualified = format!("{top_module}.{top_class}");
+    let mut top = format!(
+        "class {top_class}(Module):\n  __parameters__ = []\n  __buffers__ = []\n  training : bool\n  \
+         _is_full_backward_hook : NoneType\n"
+    );
+    for (i, (module, class)) in children.iter().enumerate() {
+        top.push_str(&format!("  __annotations__[\"{i}\"] = {module}.{class}\n"));
+    }
+    top.push_str(&format!("  def forward(self: {top_qualified},\n    input: Tensor) -> Tensor:\n"));
+    for i in 0..children.len() {
+        top.push_str(&format!("    _{i} = getattr(self, \"{i}\")\n"));
+    }
+    match custom {
+        Some((_, lines)) => {
+            for line in lines {
+                top.push_str(&format!("    {line}\n"));
+            }
+        }
+        None => {
+            let mut input = "input".to_string();
+            for i in 0..children.len() {
+                if i + 1 == children.len() {
+                    top.push_str(&format!("    return (_{i}).forward({input}, )\n"));
+                } else {
+                    top.push_str(&format!("    input{i} = (_{i}).forward({input}, )\n"));
+                    input = format!("input{i}");
+                }
+            }
+            top.push_str(&format!(
+                "  def __len__(self: {top_qualified}) -> int:\n    return {}\n",
+                children.len()
+            ));
+        }
+    }
+    let mut files: Vec<(String, String)> = vec![(path_of(&top_module), top)];
+    for (l, w) in mlp.weights.iter().enumerate() {
+        let (module, class) = linear_class(l);
+        let (out_f, in_f) = (w.size()[0], w.size()[1]);
+        files.push((
+            path_of(&module),
+            format!(
+                "class {class}(Module):\n  __parameters__ = [\"weight\", \"bias\", ]\n  __buffers__ = []\n  \
+                 weight : Tensor\n  bias : Tensor\n  training : bool\n  _is_full_backward_hook : NoneType\n  \
+                 in_features : Final[int] = {in_f}\n  out_features : Final[int] = {out_f}\n  \
+                 def forward(self: {module}.{class},\n    input: Tensor) -> Tensor:\n    \
+                 weight = self.weight\n    bias = self.bias\n    return torch.linear(input, weight, bias)\n"
+            ),
+        ));
+    }
+    if layers > 1 {
+        let module = format!("{MODULES}.activation");
+        files.push((
+            path_of(&module),
+            format!(
+                "class {act_class}(Module):\n  __parameters__ = []\n  __buffers__ = []\n  training : bool\n  \
+                 _is_full_backward_hook : NoneType\n{act_extra}  def forward(self: {module}.{act_class},\n    \
+                 input: Tensor) -> Tensor:\n    return {act_forward}\n"
+            ),
+        ));
+    }
+
+    // data.pkl: the module object, its children and their parameters; the storages beside it.
+    let mut storages: Vec<Vec<u8>> = Vec::new();
+    pickle.object(&top_module, &top_class);
+    pickle.common_attributes();
+    for (i, (module, class)) in children.iter().enumerate() {
+        pickle.str(&i.to_string());
+        pickle.object(module, class);
+        if i % 2 == 0 {
+            let l = i / 2;
+            for t in [&mlp.weights[l], &mlp.biases[l]] {
+                let name = if t.dim() == 2 { "weight" } else { "bias" };
+                let values = Vec::<f32>::try_from(
+                    t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().flatten(0, -1),
+                )?;
+                pickle.str(name);
+                pickle.tensor(&storages.len().to_string(), &t.size(), values.len());
+                storages.push(values.iter().flat_map(|v| v.to_le_bytes()).collect());
+            }
+        }
+        pickle.common_attributes();
+        pickle.end_object();
+    }
+    pickle.end_object();
+    pickle.stop();
+
+    for (key, bytes) in storages.iter().enumerate() {
+        zip.add(&format!("archive/data/{key}"), bytes)?;
+    }
+    zip.add("archive/data.pkl", &pickle.out)?;
+    for (path, text) in &files {
+        zip.add(&format!("archive/code/{path}"), text.as_bytes())?;
+    }
+    let mut constants = Pickle::new();
+    constants.out.push(b')');
+    constants.stop();
+    zip.add("archive/constants.pkl", &constants.out)?;
+    zip.add("archive/version", b"3\n")?;
+    zip.add("archive/byteorder", b"little")?;
+    zip.finish()
+}
+
+/// `__torch__.a.b` → `__torch__/a/b.py`.
+fn path_of(module: &str) -> String {
+    format!("{}.py", module.replace('.', "/"))
+}
+
+/// A pickle (protocol 2) of exactly the shapes TorchScript's unpickler reads.
+struct Pickle {
+    out: Vec<u8>,
+}
+
+impl Pickle {
+    fn new() -> Self {
+        Self { out: vec![0x80, 2] }
+    }
+
+    fn global(&mut self, module: &str, name: &str) {
+        self.out.push(b'c');
+        self.out.extend(module.as_bytes());
+        self.out.push(b'\n');
+        self.out.extend(name.as_bytes());
+        self.out.push(b'\n');
+    }
+
+    fn str(&mut self, s: &str) {
+        self.out.push(b'X');
+        self.out.extend((s.len() as u32).to_le_bytes());
+        self.out.extend(s.as_bytes());
+    }
+
+    fn int(&mut self, v: i64) {
+        if (0..256).contains(&v) {
+            self.out.extend([b'K', v as u8]);
+        } else if let Ok(v) = i32::try_from(v) {
+            self.out.push(b'J');
+            self.out.extend(v.to_le_bytes());
+        } else {
+            self.out.extend([0x8a, 8]); // LONG1, 8 bytes
+            self.out.extend(v.to_le_bytes());
+        }
+    }
+
+    fn ints(&mut self, values: &[i64]) {
+        self.out.push(b'(');
+        for &v in values {
+            self.int(v);
+        }
+        self.out.push(b't');
+    }
+
+    /// `cls.__new__(cls)` followed by the opening of its state dict.
+    fn object(&mut self, module: &str, class: &str) {
+        self.global(module, class);
+        self.out.extend([b')', 0x81, b'}', b'(']); // EMPTY_TUPLE NEWOBJ EMPTY_DICT MARK
+    }
+
+    /// `training = False` (evaluation mode) and `_is_full_backward_hook = None`.
+    fn common_attributes(&mut self) {
+        self.str("training");
+        self.out.push(0x89); // NEWFALSE
+        self.str("_is_full_backward_hook");
+        self.out.push(b'N');
+    }
+
+    fn end_object(&mut self) {
+        self.out.extend([b'u', b'b']); // SETITEMS BUILD
+    }
+
+    /// A contiguous f32 parameter of `shape` whose storage is record `data/<key>`.
+    fn tensor(&mut self, key: &str, shape: &[i64], numel: usize) {
+        self.global("torch._utils", "_rebuild_tensor_v2");
+        self.out.push(b'(');
+        self.out.push(b'(');
+        self.str("storage");
+        self.global("torch", "FloatStorage");
+        self.str(key);
+        self.str("cpu");
+        self.int(numel as i64);
+        self.out.push(b't');
+        self.out.push(b'Q'); // BINPERSID
+        self.int(0); // storage offset
+        self.ints(shape);
+        let mut strides = vec![1i64; shape.len()];
+        for d in (0..shape.len().saturating_sub(1)).rev() {
+            strides[d] = strides[d + 1] * shape[d + 1];
+        }
+        self.ints(&strides);
+        self.out.push(0x88); // requires_grad = True (a parameter)
+        self.global("collections", "OrderedDict");
+        self.out.extend([b')', b'R']);
+        self.out.extend([b't', b'R']);
+    }
+
+    fn stop(&mut self) {
+        self.out.push(b'.');
+    }
+}
+
+/// An uncompressed zip whose records' data start at multiples of 64 bytes (as PyTorch writes
+/// them, padding with an extra field), with a fixed date so that equal models give equal files.
+#[derive(Default)]
+struct Zip {
+    out: Vec<u8>,
+    central: Vec<u8>,
+    count: u16,
+}
+
+const DOS_DATE_1980_01_01: u16 = 0x21;
+
+impl Zip {
+    fn add(&mut self, name: &str, data: &[u8]) -> Result<()> {
+        let offset = u32::try_from(self.out.len());
+        let size = u32::try_from(data.len());
+        let (Ok(offset), Ok(size), Some(count)) = (offset, size, self.count.checked_add(1)) else {
+            anyhow::bail!(
+                "the model is too large for a TorchScript file without zip64 (over 4 GB)"
+            );
+        };
+        let mut crc = flate2::Crc::new();
+        crc.update(data);
+        let crc = crc.sum();
+        let unpadded = self.out.len() + 30 + name.len();
+        let mut pad = (64 - unpadded % 64) % 64;
+        if pad > 0 && pad < 4 {
+            pad += 64;
+        }
+        let mut extra = Vec::new();
+        if pad > 0 {
+            extra.extend(b"FB");
+            extra.extend(((pad - 4) as u16).to_le_bytes());
+            extra.resize(pad, 0);
+        }
+        let header = |sig: u32, central: bool| {
+            let mut h = sig.to_le_bytes().to_vec();
+            if central {
+                h.extend(20u16.to_le_bytes()); // version made by
+            }
+            h.extend(20u16.to_le_bytes()); // version needed
+            h.extend(0u16.to_le_bytes()); // flags
+            h.extend(0u16.to_le_bytes()); // stored
+            h.extend(0u16.to_le_bytes()); // time
+            h.extend(DOS_DATE_1980_01_01.to_le_bytes());
+            h.extend(crc.to_le_bytes());
+            h.extend(size.to_le_bytes());
+            h.extend(size.to_le_bytes());
+            h.extend((name.len() as u16).to_le_bytes());
+            h
+        };
+        let mut local = header(0x0403_4b50, false);
+        local.extend((extra.len() as u16).to_le_bytes());
+        local.extend(name.as_bytes());
+        local.extend(&extra);
+        self.out.extend(local);
+        self.out.extend(data);
+        let mut central = header(0x0201_4b50, true);
+        central.extend(0u16.to_le_bytes()); // extra
+        central.extend(0u16.to_le_bytes()); // comment
+        central.extend(0u16.to_le_bytes()); // disk
+        central.extend(0u16.to_le_bytes()); // internal attributes
+        central.extend(0u32.to_le_bytes()); // external attributes
+        central.extend(offset.to_le_bytes());
+        central.extend(name.as_bytes());
+        self.central.extend(central);
+        self.count = count;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<u8>> {
+        let offset = u32::try_from(self.out.len());
+        let size = u32::try_from(self.central.len());
+        let (Ok(offset), Ok(size)) = (offset, size) else {
+            anyhow::bail!(
+                "the model is too large for a TorchScript file without zip64 (over 4 GB)"
+            );
+        };
+        self.out.extend(&self.central);
+        self.out.extend(0x0605_4b50u32.to_le_bytes());
+        self.out.extend([0u8; 4]); // this disk, disk of the central directory
+        self.out.extend(self.count.to_le_bytes());
+        self.out.extend(self.count.to_le_bytes());
+        self.out.extend(size.to_le_bytes());
+        self.out.extend(offset.to_le_bytes());
+        self.out.extend(0u16.to_le_bytes()); // comment
+        Ok(self.out)
+    }
+}
+
+/// The names of a zip archive's records (from its central directory), or None when `bytes` is
+/// not a zip prunelab can read this way (zip64, truncated).
+pub fn zip_names(bytes: &[u8]) -> Option<Vec<String>> {
+    let u16_at = |i: usize| Some(u16::from_le_bytes(bytes.get(i..i + 2)?.try_into().ok()?));
+    let u32_at = |i: usize| Some(u32::from_le_bytes(bytes.get(i..i + 4)?.try_into().ok()?));
+    let min = bytes.len().saturating_sub(22 + 65_535);
+    let eocd =
+        (min..bytes.len().saturating_sub(21)).rev().find(|&i| u32_at(i) == Some(0x0605_4b50))?;
+    let count = u16_at(eocd + 10)? as usize;
+    let mut at = u32_at(eocd + 16)? as usize;
+    let mut names = Vec::with_capacity(count);
+    for _ in 0..count {
+        if u32_at(at)? != 0x0201_4b50 {
+            return None;
+        }
+        let (name_len, extra_len, comment_len) =
+            (u16_at(at + 28)? as usize, u16_at(at + 30)? as usize, u16_at(at + 32)? as usize);
+        names.push(String::from_utf8_lossy(bytes.get(at + 46..at + 46 + name_len)?).into_owned());
+        at += 46 + name_len + extra_len + comment_len;
+    }
+    Some(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Tensor;
+
+    fn tiny(activation: Activation) -> Mlp {
+        let mut rng = crate::seed::rng(3, "torchscript");
+        Mlp::xavier(&[5, 4, 3, 2], activation, &mut rng, Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn libtorch_loads_the_archive_with_named_parameters_and_the_same_forward() {
+        for activation in [Activation::Sigmoid, Activation::Relu, Activation::Tanh] {
+            let mut mlp = tiny(activation);
+            mlp.biases[1] = Tensor::from_slice(&[0.5f32, -0.25, 1.0]);
+            let bytes = encode(&mlp).unwrap();
+            let names = zip_names(&bytes).unwrap();
+            assert!(names.contains(&"archive/data.pkl".to_string()), "{names:?}");
+            let module = tch::CModule::load_data(&mut bytes.as_slice()).unwrap();
+            let params = module.named_parameters().unwrap();
+            let params: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(params, ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"]);
+            let x =
+                Tensor::from_slice(&(0..35).map(|i| (i as f32 * 0.37).sin()).collect::<Vec<_>>())
+                    .view([7, 5]);
+            let diff =
+                (module.forward_ts(&[&x]).unwrap() - mlp.forward(&x)).abs().max().double_value(&[]);
+            assert_eq!(diff, 0.0, "{activation:?}");
+        }
+    }
+
+    #[test]
+    fn equal_models_give_equal_files_and_records_are_aligned() {
+        let mlp = tiny(Activation::Sigmoid);
+        let a = encode(&mlp).unwrap();
+        assert_eq!(a, encode(&mlp.clone()).unwrap());
+        // Every local header's data starts at a multiple of 64.
+        let mut at = 0;
+        while u32::from_le_bytes(a[at..at + 4].try_into().unwrap()) == 0x0403_4b50 {
+            let size = u32::from_le_bytes(a[at + 18..at + 22].try_into().unwrap()) as usize;
+            let name = u16::from_le_bytes(a[at + 26..at + 28].try_into().unwrap()) as usize;
+            let extra = u16::from_le_bytes(a[at + 28..at + 30].try_into().unwrap()) as usize;
+            let data = at + 30 + name + extra;
+            assert_eq!(data % 64, 0);
+            at = data + size;
+        }
+        assert!(zip_names(b"PK\x03\x04 not really a zip").is_none());
+    }
+
+    #[test]
+    fn a_single_layer_is_a_sequential_of_one_linear() {
+        let mut rng = crate::seed::rng(1, "one");
+        let mlp = Mlp::xavier(&[3, 2], Activation::Sigmoid, &mut rng, Device::Cpu).unwrap();
+        let module = tch::CModule::load_data(&mut encode(&mlp).unwrap().as_slice()).unwrap();
+        let x = Tensor::ones([4, 3], (Kind::Float, Device::Cpu));
+        let diff =
+            (module.forward_ts(&[&x]).unwrap() - mlp.forward(&x)).abs().max().double_value(&[]);
+        assert_eq!(diff, 0.0);
+    }
+}
