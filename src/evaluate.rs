@@ -28,7 +28,7 @@ impl TestSet {
 
     /// ε̂ = ½·mean over the test set of (ŷ − y)² for `net`.
     pub fn ge_empirical(&self, net: &TwoLayer) -> f64 {
-        self.losses(net).mean(Kind::Double).double_value(&[])
+        column_means(&self.losses(net).unsqueeze(1))[0]
     }
 
     /// ε̂ for many networks of the same shape at once (one matmul per group of networks).
@@ -49,12 +49,8 @@ impl TestSet {
             let lam = self.x.matmul(&w.tr()) / (n as f64).sqrt(); // [samples, s·K]
             let g = (lam * std::f64::consts::FRAC_1_SQRT_2).erf().view([samples, s, k]);
             let y_hat = (g * v).sum_dim_intlist(-1, false, Kind::Float); // [samples, s]
-            let err = (y_hat - self.y.unsqueeze(1)).to_kind(Kind::Double).square().mean_dim(
-                0,
-                false,
-                Kind::Double,
-            ) * 0.5;
-            out.extend(Vec::<f64>::try_from(err).expect("a vector of errors"));
+            let err = (y_hat - self.y.unsqueeze(1)).to_kind(Kind::Double).square() * 0.5;
+            out.extend(column_means(&err));
         }
         out
     }
@@ -79,12 +75,7 @@ impl TestSet {
         let flat: Vec<f32> = vs.iter().flatten().copied().collect();
         let v = Tensor::from_slice(&flat).view([vs.len() as i64, -1]).to_device(self.x.device()); // [S, K]
         let y_hat = activations.matmul(&v.tr()); // [samples, S]
-        let err = (y_hat - self.y.unsqueeze(1)).to_kind(Kind::Double).square().mean_dim(
-            0,
-            false,
-            Kind::Double,
-        ) * 0.5;
-        Vec::<f64>::try_from(err).expect("a vector of errors")
+        column_means(&((y_hat - self.y.unsqueeze(1)).to_kind(Kind::Double).square() * 0.5))
     }
 
     /// The per-sample losses ½(ŷ − y)² ([samples], f64).
@@ -99,6 +90,20 @@ impl TestSet {
         let y_hat = (lam * std::f64::consts::FRAC_1_SQRT_2).erf().mv(&v);
         (y_hat - &self.y).to_kind(Kind::Double).square() * 0.5
     }
+}
+
+/// Means of the columns of a [samples, S] f64 tensor, summed in sample order on the CPU: unlike
+/// libtorch's threaded reductions, the result does not depend on the number of threads, so runs
+/// under `--jobs` and on other machines agree to the last bit.
+fn column_means(values: &Tensor) -> Vec<f64> {
+    let (rows, cols) = (values.size()[0] as usize, values.size()[1] as usize);
+    let flat = Vec::<f64>::try_from(values.to_device(Device::Cpu).contiguous().flatten(0, -1))
+        .expect("f64 values");
+    let mut sums = vec![0.0f64; cols];
+    for row in flat.chunks_exact(cols.max(1)) {
+        sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+    }
+    sums.into_iter().map(|s| s / rows.max(1) as f64).collect()
 }
 
 /// The analytic generalisation error ε of `net` against `teacher` (noise-free).
