@@ -193,7 +193,7 @@ fn plan_mlp(experiment: &Experiment, mlp: &MlpTask) -> Result<Plan> {
     tasks = expand(tasks, mlp.lr.values(), |t, v| t.lr = v);
     tasks = expand(tasks, mlp.momentum.values(), |t, v| t.momentum = v);
     if let Some(prune) = &experiment.prune {
-        let layer = mlp_layer(prune)?;
+        let layer = prune.layer_index()?;
         if layer >= mlp.hidden.len() {
             bail!(
                 "prune.layer: {} is not a hidden layer of an MLP with {} hidden layer(s) (w1..w{})",
@@ -229,17 +229,6 @@ fn plan_mlp(experiment: &Experiment, mlp: &MlpTask) -> Result<Plan> {
         }
     }
     finish(experiment, runs)
-}
-
-/// The 0-based index of the linear layer `prune.layer` names (`w1` → 0).
-pub fn mlp_layer(prune: &Prune) -> Result<usize> {
-    match prune.layer.strip_prefix('w').and_then(|i| i.parse::<usize>().ok()) {
-        Some(i) if i >= 1 => Ok(i - 1),
-        _ => bail!(
-            "prune.layer: {:?} is not a layer name; use w1 (the first layer), w2, …",
-            prune.layer
-        ),
-    }
 }
 
 /// Labels the runs' varying settings and refuses duplicate runs.

@@ -124,17 +124,7 @@ pub fn validate(experiment: &Experiment) -> Result<()> {
                 bail!("prune.calibration_samples: {n} leaves the calibration set empty; it must be at least 1");
             }
         }
-        let layer_ok = prune
-            .layer
-            .strip_prefix('w')
-            .and_then(|i| i.parse::<usize>().ok())
-            .is_some_and(|i| i >= 1);
-        if !layer_ok {
-            bail!(
-                "prune.layer: {:?} is not a layer name; use w1 (the first layer), w2, …",
-                prune.layer
-            );
-        }
+        prune.layer_index()?;
     }
     Ok(())
 }

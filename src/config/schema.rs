@@ -219,6 +219,19 @@ pub struct Prune {
     pub calibration_samples: Option<i64>,
 }
 
+impl Prune {
+    /// The 0-based index of the linear layer `layer` names (`w1` → 0).
+    pub fn layer_index(&self) -> anyhow::Result<usize> {
+        match self.layer.strip_prefix('w').and_then(|i| i.parse::<usize>().ok()) {
+            Some(i) if i >= 1 => Ok(i - 1),
+            _ => anyhow::bail!(
+                "prune.layer: {:?} is not a layer name; use w1 (the first layer), w2, …",
+                self.layer
+            ),
+        }
+    }
+}
+
 fn default_layer() -> String {
     "w1".into()
 }

@@ -12,7 +12,7 @@
 use super::budget::Budget;
 use super::dpp::kernel::{self, InputMoments, KernelKind};
 use super::dpp::sampler::KDpp;
-use super::select::{dpp_subset, random_subset, top_k};
+use super::select::{random_subset, top_k};
 use super::{Mask, Method, RandomVariant};
 use crate::model::mlp::Mlp;
 use crate::seed;
@@ -175,7 +175,7 @@ impl<'a> LayerPruner<'a> {
                 for b in budgets {
                     out.push(
                         (0..count)
-                            .map(|_| dpp_subset(dpp, b.nodes, rng).map(Mask::Nodes))
+                            .map(|_| dpp.sample(b.nodes, rng).map(Mask::Nodes))
                             .collect::<Result<_>>()?,
                     );
                 }
@@ -231,7 +231,7 @@ impl<'a> LayerPruner<'a> {
                                             .iter()
                                             .map(|b| {
                                                 (0..count)
-                                                    .map(|_| dpp_subset(&dpp, b.edges, &mut rng))
+                                                    .map(|_| dpp.sample(b.edges, &mut rng))
                                                     .collect::<Result<Vec<_>>>()
                                                     .map_err(|e| {
                                                         e.context(format!(

@@ -1,8 +1,7 @@
-//! Selection primitives shared by every network: uniform subsets, top-k by score, k-DPP subsets.
+//! Selection primitives shared by every network: uniform subsets and top-k by score (k-DPP
+//! subsets come from `dpp::sampler::KDpp::sample`).
 //! All return sorted indices; all randomness comes from the caller's generator.
-use super::dpp::sampler::KDpp;
 use super::RandomVariant;
-use anyhow::Result;
 use rand::seq::index::sample;
 use rand::Rng;
 
@@ -26,11 +25,6 @@ pub fn top_k(scores: &[f64], k: usize) -> Vec<usize> {
     let mut chosen: Vec<usize> = order.into_iter().take(k).collect();
     chosen.sort_unstable();
     chosen
-}
-
-/// One k-DPP sample.
-pub fn dpp_subset(dpp: &KDpp, k: usize, rng: &mut impl Rng) -> Result<Vec<usize>> {
-    dpp.sample(k, rng)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use super::budget::Budget;
 use super::dpp::kernel::{self, InputMoments, KernelKind};
 use super::dpp::sampler::KDpp;
 use super::reweight::{fold_into_kept, refit_edges, regression_coefficients};
-use super::select::{dpp_subset, random_subset, top_k};
+use super::select::{random_subset, top_k};
 use super::{ImportanceVariant, Mask, Method, RandomVariant, ReweightVariant};
 use crate::model::two_layer::TwoLayer;
 use anyhow::Result;
@@ -85,11 +85,9 @@ impl<'a> StudentPruner<'a> {
                     let l = kernel::node_kernel(&self.weight(), &self.moments, KernelKind::Linear);
                     self.node_dpp = Some(kernel::decompose(&l)?);
                 }
-                Mask::Nodes(dpp_subset(
-                    self.node_dpp.as_ref().expect("decomposed above"),
-                    budget.nodes,
-                    rng,
-                )?)
+                Mask::Nodes(
+                    self.node_dpp.as_ref().expect("decomposed above").sample(budget.nodes, rng)?,
+                )
             }
             Method::RandomEdge => Mask::Edges(
                 (0..k).map(|_| random_subset(n, budget.edges, self.options.random, rng)).collect(),
@@ -113,11 +111,12 @@ impl<'a> StudentPruner<'a> {
                             self.student.row(h).iter().map(|&w| w as f64 * w as f64).collect();
                         self.edge_dpps[h] = Some(KDpp::from_diagonal(squares)?);
                     }
-                    rows.push(dpp_subset(
-                        self.edge_dpps[h].as_ref().expect("decomposed above"),
-                        budget.edges,
-                        rng,
-                    )?);
+                    rows.push(
+                        self.edge_dpps[h]
+                            .as_ref()
+                            .expect("decomposed above")
+                            .sample(budget.edges, rng)?,
+                    );
                 }
                 Mask::Edges(rows)
             }

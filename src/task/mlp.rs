@@ -103,7 +103,7 @@ fn prune_layer(
     ctx: &Context,
     rows: &mut Vec<ResultRow>,
 ) -> Result<()> {
-    let layer = plan::mlp_layer(prune)?;
+    let layer = prune.layer_index()?;
     let sizes = mlp.sizes();
     let (inputs, hidden, fan_out) = (sizes[layer], sizes[layer + 1], sizes[layer + 2]);
     let budgets = plan::budgets(prune, inputs, hidden, fan_out)

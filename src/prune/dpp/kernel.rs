@@ -30,15 +30,6 @@ pub enum InputMoments {
     Gram(Tensor),
 }
 
-impl InputMoments {
-    fn matrix(&self) -> Tensor {
-        match self {
-            InputMoments::Identity(d) => Tensor::eye(*d as i64, (Kind::Double, tch::Device::Cpu)),
-            InputMoments::Gram(c) => c.shallow_clone(),
-        }
-    }
-}
-
 /// The node kernel [H, H] for W [H, D] (f64).
 pub fn node_kernel(weight: &Tensor, moments: &InputMoments, kind: KernelKind) -> Tensor {
     let w = weight.to_kind(Kind::Double);
@@ -57,7 +48,7 @@ pub fn edge_kernel(row: &Tensor, moments: &InputMoments, kind: KernelKind) -> Te
     let w = row.to_kind(Kind::Double);
     let m = match moments {
         InputMoments::Identity(_) => Tensor::diag_embed(&w.square(), 0, -2, -1),
-        InputMoments::Gram(_) => moments.matrix() * w.unsqueeze(1) * w.unsqueeze(0),
+        InputMoments::Gram(c) => c * w.unsqueeze(1) * w.unsqueeze(0),
     };
     match kind {
         KernelKind::Linear => m,
