@@ -1,6 +1,7 @@
 //! `prunelab run` end to end: outputs, determinism, resume, and every refusal of bad input.
 use crate::common::{prunelab, root, small_config, stderr, test_dir};
-use prunelab::record::{read_rows, COLUMNS};
+use prunelab::experiment::plan::TaskKind;
+use prunelab::experiment::record::{read_rows, RowKind, RunStatus, COLUMNS};
 
 const HEADER: &str = "experiment,run_id,task,seed,layer,method,reweight,keep_nodes,keep_edges,keep_fraction,\
 achieved_fraction,params_total,params_nonzero,mask_sample,test_error,ge_empirical,ge_theory,wall_ms,device,status,error,settings,epoch,train_loss";
@@ -20,8 +21,8 @@ fn a_small_sweep_writes_every_output() {
     assert_eq!(rows.len(), 4, "2 seeds × 2 noise levels");
     for row in &rows {
         assert_eq!(
-            (row.method.as_str(), row.status.as_str(), row.task.as_str()),
-            ("none", "ok", "teacher_student")
+            (row.method, row.status, row.task),
+            (RowKind::Unpruned, RunStatus::Ok, TaskKind::TeacherStudent)
         );
         assert_eq!(row.params_total, Some(50 * 4 + 4));
         let (emp, th) = (row.ge_empirical.unwrap(), row.ge_theory.unwrap());
@@ -49,8 +50,12 @@ fn a_small_sweep_writes_every_output() {
         &std::fs::read_to_string(run.join("config.resolved.yaml")).unwrap(),
     )
     .unwrap();
-    let replanned: Vec<_> =
-        prunelab::plan::plan(&resolved).unwrap().runs.into_iter().map(|r| r.id).collect();
+    let replanned: Vec<_> = prunelab::experiment::plan::plan(&resolved)
+        .unwrap()
+        .runs
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
     let mut replanned_sorted = replanned.clone();
     replanned_sorted.sort();
     assert_eq!(replanned_sorted, ids);
@@ -68,7 +73,7 @@ fn the_same_config_gives_the_same_results_and_resume_skips_finished_runs() {
         read_rows(&dir.join(out).join("exp/results.csv"))
             .unwrap()
             .into_iter()
-            .map(|r| prunelab::record::ResultRow { wall_ms: None, ..r })
+            .map(|r| prunelab::experiment::record::ResultRow { wall_ms: None, ..r })
             .collect()
     };
     assert_eq!(strip("a"), strip("b"));
@@ -98,7 +103,7 @@ fn a_diverging_run_is_recorded_as_failed_and_the_exit_code_is_1() {
     let out = prunelab(&dir, &["run", "exp.yaml", "--out", "out", "--device", "cpu"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let rows = read_rows(&dir.join("out/exp/results.csv")).unwrap();
-    let failed: Vec<_> = rows.iter().filter(|r| r.status == "failed").collect();
+    let failed: Vec<_> = rows.iter().filter(|r| r.status == RunStatus::Failed).collect();
     assert_eq!((rows.len(), failed.len()), (4, 2));
     for row in failed {
         assert!(row.error.as_deref().unwrap_or("").contains("diverged"), "{row:?}");
@@ -119,11 +124,13 @@ fn a_pruning_sweep_records_every_mask_sample() {
     let rows = read_rows(&dir.join("out/exp/results.csv")).unwrap();
     // none + normalized + 2 methods × 2 budgets × 2 reweight × 3 masks
     assert_eq!(rows.len(), 2 + 2 * 2 * 2 * 3);
-    let pruned: Vec<_> =
-        rows.iter().filter(|r| r.method != "none" && r.method != "normalized").collect();
+    let pruned: Vec<_> = rows
+        .iter()
+        .filter(|r| r.method != RowKind::Unpruned && r.method != RowKind::Normalized)
+        .collect();
     for row in &pruned {
         assert_eq!(row.layer.as_deref(), Some("w"));
-        let expected_nonzero = if row.method == "dpp_node" {
+        let expected_nonzero = if row.method.to_string() == "dpp_node" {
             row.keep_nodes.unwrap() * 51
         } else {
             4 * (row.keep_edges.unwrap() + 1)
@@ -135,7 +142,7 @@ fn a_pruning_sweep_records_every_mask_sample() {
     // Budgets: nodes 1, 2 of K = 4 ↔ 12, 25 edges per unit of N = 50.
     let edges: std::collections::BTreeSet<_> = pruned
         .iter()
-        .filter(|r| r.method == "random_edge")
+        .filter(|r| r.method == RowKind::try_from("random_edge".to_string()).unwrap())
         .map(|r| r.keep_edges.unwrap())
         .collect();
     assert_eq!(edges.into_iter().collect::<Vec<_>>(), [12, 25]);
@@ -298,7 +305,7 @@ fn every_shipped_config_is_valid() {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "yaml") {
                 let experiment = prunelab::config::load(&path).unwrap_or_else(|e| panic!("{e:#}"));
-                prunelab::plan::plan(&experiment)
+                prunelab::experiment::plan::plan(&experiment)
                     .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
                 checked += 1;
             }

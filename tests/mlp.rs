@@ -2,22 +2,32 @@
 //! layer with exact budgets and function-preserving removal and reweighting, end to end.
 use crate::common::{fashion_mnist, prunelab, stderr, test_dir, tiny_idx_dataset};
 use prunelab::data::images::{load, NamedNormalize, Normalize};
+use prunelab::experiment::record::{read_rows, RowKind};
 use prunelab::model::mlp::{Activation, Mlp};
+use prunelab::prune::budget::from_fractions;
 use prunelab::prune::dpp::kernel::KernelKind;
-use prunelab::prune::mlp::{budgets_from_fractions, calibrate, LayerPruner, NodeRemoval, Options};
-use prunelab::prune::{Mask, Method, RandomVariant};
-use prunelab::record::read_rows;
+use prunelab::prune::layer::{Layer, LayerPruner, NodeRemoval, Options};
+use prunelab::prune::stats::LayerStats;
+use prunelab::prune::{Mask, Method};
 use prunelab::seed;
 use tch::{Device, Kind, Tensor};
 
 fn options() -> Options {
     Options {
-        random: RandomVariant::Exact,
         node_kernel: KernelKind::Rbf { beta: 1e-3, epsilon: 0.01 },
         edge_kernel: KernelKind::Rbf { beta: 0.5, epsilon: 0.01 },
         node_removal: NodeRemoval::FoldBias,
-        include_bias: false,
+        ..Options::default()
     }
+}
+
+/// `mlp` with its first hidden layer pruned by `mask`, statistics (bias-free, as the reference)
+/// from `x`.
+fn pruned(mlp: &Mlp, x: &Tensor, mask: &Mask, reweight: bool) -> Mlp {
+    let layer = Layer::of_mlp(mlp, 0).unwrap();
+    let stats = LayerStats::calibrate(mlp, 0, x, false, false).unwrap();
+    let pruner = LayerPruner::new(&layer, &stats, options(), "w1").unwrap();
+    pruner.pruned(mask, reweight).unwrap().into_mlp(mlp, 0)
 }
 
 #[test]
@@ -56,10 +66,7 @@ fn small_net() -> (Mlp, Tensor) {
 fn node_removal_matches_the_reference_function_with_the_parameters_gone() {
     tch::manual_seed(1);
     let (mlp, x) = small_net();
-    let calibration = calibrate(&mlp, 0, &x, false).unwrap();
-    let pruner = LayerPruner::new(&mlp, 0, &calibration, options()).unwrap();
-    let kept = vec![0, 2, 5];
-    let pruned = pruner.pruned(&Mask::Nodes(kept.clone()), false).unwrap();
+    let pruned = pruned(&mlp, &x, &Mask::Nodes(vec![0, 2, 5]), false);
     // The reference masks W1 rows only: pruned units still emit sigmoid(b1).
     let reference = mlp.clone();
     for p in [1i64, 3, 4, 6, 7] {
@@ -87,21 +94,16 @@ fn divnet_and_edge_refit_are_exact_on_redundant_units_and_inputs() {
     let _ = mlp.biases[0].fill_(0.0);
     let row = mlp.weights[0].get(2).copy();
     mlp.weights[0].get(7).copy_(&row);
-    let calibration = calibrate(&mlp, 0, &x, false).unwrap();
-    let pruner = LayerPruner::new(&mlp, 0, &calibration, options()).unwrap();
-    let kept: Vec<usize> = (0..7).collect();
-    let reweighted = pruner.pruned(&Mask::Nodes(kept), true).unwrap();
+    let reweighted = pruned(&mlp, &x, &Mask::Nodes((0..7).collect()), true);
     let diff = (reweighted.forward(&x) - mlp.forward(&x)).abs().max().double_value(&[]);
     assert!(diff < 1e-4, "DIVNET: {diff}");
 
     // Input 11 duplicates input 10: dropping edge 11 and re-fitting keeps every pre-activation.
     let x2 = x.copy();
     x2.select(1, 11).copy_(&x.select(1, 10));
-    let calibration = calibrate(&mlp, 0, &x2, false).unwrap();
-    let pruner = LayerPruner::new(&mlp, 0, &calibration, options()).unwrap();
     let rows: Vec<Vec<usize>> = (0..8).map(|_| (0..11).collect()).collect();
-    let refit = pruner.pruned(&Mask::Edges(rows.clone()), true).unwrap();
-    let plain = pruner.pruned(&Mask::Edges(rows), false).unwrap();
+    let refit = pruned(&mlp, &x2, &Mask::Edges(rows.clone()), true);
+    let plain = pruned(&mlp, &x2, &Mask::Edges(rows), false);
     let pre = |net: &Mlp| x2.matmul(&net.weights[0].tr());
     let refit_diff = (pre(&refit) - pre(&mlp)).abs().max().double_value(&[]);
     let plain_diff = (pre(&plain) - pre(&mlp)).abs().max().double_value(&[]);
@@ -112,9 +114,10 @@ fn divnet_and_edge_refit_are_exact_on_redundant_units_and_inputs() {
 fn masks_keep_exactly_what_the_budget_promises() {
     tch::manual_seed(3);
     let (mlp, x) = small_net();
-    let calibration = calibrate(&mlp, 0, &x, false).unwrap();
-    let mut pruner = LayerPruner::new(&mlp, 0, &calibration, options()).unwrap();
-    let budgets = budgets_from_fractions(&[0.25, 0.5, 0.75], 12, 8, 6).unwrap();
+    let layer = Layer::of_mlp(&mlp, 0).unwrap();
+    let stats = LayerStats::calibrate(&mlp, 0, &x, false, false).unwrap();
+    let mut pruner = LayerPruner::new(&layer, &stats, options(), "w1").unwrap();
+    let budgets = from_fractions(&[0.25, 0.5, 0.75], 12, 8, 6).unwrap();
     let mut rng = seed::rng(1, "m");
     for method in Method::ALL {
         let masks = pruner.masks(method, &budgets, 2, &mut rng).unwrap();
@@ -132,9 +135,9 @@ fn masks_keep_exactly_what_the_budget_promises() {
         }
     }
     // The output layer has no units to prune.
-    let err = LayerPruner::new(&mlp, 2, &calibration, options()).err().unwrap();
+    let err = Layer::of_mlp(&mlp, 2).err().unwrap();
     assert!(err.to_string().contains("output layer"), "{err}");
-    let empty = calibrate(&mlp, 0, &x.narrow(0, 0, 0), false).err().unwrap();
+    let empty = LayerStats::calibrate(&mlp, 0, &x.narrow(0, 0, 0), false, false).err().unwrap();
     assert!(empty.to_string().contains("calibration set is empty"), "{empty}");
 }
 
@@ -189,18 +192,18 @@ fn a_fashion_mnist_slice_runs_end_to_end() {
     let out = prunelab(&dir, &["run", "slice.yaml", "--out", "out", "--device", "cpu"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let rows = read_rows(&dir.join("out/slice/results.csv")).unwrap();
-    let training: Vec<_> = rows.iter().filter(|r| r.method == "training").collect();
+    let training: Vec<_> = rows.iter().filter(|r| r.method == RowKind::Training).collect();
     assert_eq!(training.iter().map(|r| r.epoch.unwrap()).collect::<Vec<_>>(), [1, 2]);
     assert!(training.iter().all(|r| r.train_loss.unwrap() > 0.0));
-    let unpruned = rows.iter().find(|r| r.method == "none").unwrap();
+    let unpruned = rows.iter().find(|r| r.method == RowKind::Unpruned).unwrap();
     assert!(unpruned.test_error.unwrap() < 0.4, "{unpruned:?}");
     let pruned: Vec<_> = rows.iter().filter(|r| r.layer.as_deref() == Some("w1")).collect();
     // random: 2 masks, importance: 1; × 2 fractions × 2 reweight
     assert_eq!(pruned.len(), (4 * 2 + 2) * 2 * 2);
-    let budgets = budgets_from_fractions(&[0.3, 0.7], 784, 24, 16).unwrap();
+    let budgets = from_fractions(&[0.3, 0.7], 784, 24, 16).unwrap();
     for row in &pruned {
         let budget = budgets.iter().find(|b| b.fraction == row.keep_fraction.unwrap()).unwrap();
-        let promised = if row.method.ends_with("_node") {
+        let promised = if matches!(row.method, RowKind::Pruned(m) if m.is_node()) {
             budget.nodes * (784 + 16)
         } else {
             24 * budget.edges + 24 * 16
@@ -251,7 +254,7 @@ fn bad_mlp_configs_are_refused_and_missing_data_fails_the_run() {
     let out = prunelab(&dir, &["run", "m.yaml", "--out", "out"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let rows = read_rows(&dir.join("out/m/results.csv")).unwrap();
-    assert_eq!(rows[0].status, "failed");
+    assert_eq!(rows[0].status, prunelab::experiment::record::RunStatus::Failed);
     assert!(rows[0].error.as_deref().unwrap().contains("nowhere"), "{:?}", rows[0].error);
     // The tiny dataset itself runs.
     std::fs::write(dir.join("m.yaml"), base).unwrap();

@@ -11,8 +11,9 @@ use prunelab::model::load::{load, ActivationSource, LoadOptions, ModelFormat};
 use prunelab::model::mlp::{Activation, Mlp};
 use prunelab::model::torchscript;
 use prunelab::prune::dpp::kernel::KernelKind;
-use prunelab::prune::mlp::{calibrate, compact, LayerPruner, NodeRemoval, Options};
-use prunelab::prune::{Mask, RandomVariant};
+use prunelab::prune::layer::{compact, Layer, LayerPruner, NodeRemoval, Options};
+use prunelab::prune::stats::LayerStats;
+use prunelab::prune::Mask;
 use prunelab::seed;
 use std::collections::HashMap;
 use std::path::Path;
@@ -197,18 +198,22 @@ fn compacting_removes_units_and_keeps_the_function() {
     let model = load_plain(&model_fixture("tiny-mlp.pt"));
     let x = inputs(200, 16);
     let options = Options {
-        random: RandomVariant::Exact,
         node_kernel: KernelKind::Rbf { beta: 1e-3, epsilon: 0.01 },
         edge_kernel: KernelKind::Rbf { beta: 0.5, epsilon: 0.01 },
         node_removal: NodeRemoval::FoldBias,
-        include_bias: false,
+        ..Options::default()
     };
-    for layer in [0, 1] {
-        let calibration = calibrate(&model.mlp, layer, &x, false).unwrap();
-        let pruner = LayerPruner::new(&model.mlp, layer, &calibration, options).unwrap();
+    for index in [0, 1] {
+        let layer = Layer::of_mlp(&model.mlp, index).unwrap();
+        let stats = LayerStats::calibrate(&model.mlp, index, &x, false, false).unwrap();
+        let pruner = LayerPruner::new(&layer, &stats, options, "w").unwrap();
         let kept = vec![0, 3, 4, 6];
+        let layer = index;
         for reweight in [false, true] {
-            let masked = pruner.pruned(&Mask::Nodes(kept.clone()), reweight).unwrap();
+            let masked = pruner
+                .pruned(&Mask::Nodes(kept.clone()), reweight)
+                .unwrap()
+                .into_mlp(&model.mlp, layer);
             let small = compact(&masked, layer, &kept).unwrap();
             assert_eq!(small.weights[layer].size()[0], 4);
             assert_eq!(small.weights[layer + 1].size()[1], 4);

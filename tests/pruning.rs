@@ -4,10 +4,44 @@ use crate::common::paper_student;
 use prunelab::evaluate::ge_theory;
 use prunelab::model::two_layer::TwoLayer;
 use prunelab::prune::budget::{from_nodes, Budget};
-use prunelab::prune::teacher_student::{normalize_rows, Options, StudentPruner};
+use prunelab::prune::layer::{Layer, LayerPruner, Options};
+use prunelab::prune::stats::LayerStats;
 use prunelab::prune::{Mask, Method, RandomVariant};
 use prunelab::seed;
 use prunelab::theory::ge::{theorem1_dpp_node, theorem1_dpp_node_reweighted};
+
+/// A student's hidden layer with its exact Gaussian-input statistics (a pruner borrows both).
+struct Student {
+    layer: Layer,
+    stats: LayerStats,
+}
+
+impl Student {
+    fn new(net: &TwoLayer) -> Self {
+        let layer = Layer::of_two_layer(net);
+        let stats = LayerStats::exact_gaussian(&layer.weight);
+        Self { layer, stats }
+    }
+
+    fn pruner(&self, options: Options) -> LayerPruner<'_> {
+        LayerPruner::new(&self.layer, &self.stats, options, "w").unwrap()
+    }
+}
+
+/// One mask of `method` at `budget`.
+fn draw(
+    pruner: &mut LayerPruner,
+    method: Method,
+    budget: &Budget,
+    rng: &mut impl rand::Rng,
+) -> Mask {
+    pruner.masks(method, std::slice::from_ref(budget), 1, rng).unwrap().remove(0).remove(0)
+}
+
+/// The pruned student for `mask`.
+fn pruned(pruner: &LayerPruner, mask: &Mask, reweight: bool) -> TwoLayer {
+    pruner.pruned(mask, reweight).unwrap().to_two_layer()
+}
 
 /// Mean analytic ε over `masks` masks of `method` at `budget` (one mask for importance methods).
 fn mean_error(
@@ -19,13 +53,14 @@ fn mean_error(
     masks: usize,
     options: Options,
 ) -> f64 {
-    let mut pruner = StudentPruner::new(net, options);
+    let student = Student::new(net);
+    let mut pruner = student.pruner(options);
     let mut rng = seed::rng(7, method.name());
     let count = if method.is_random() { masks } else { 1 };
     (0..count)
         .map(|_| {
-            let mask = pruner.mask(method, budget, &mut rng).unwrap();
-            ge_theory(&pruner.pruned(&mask, reweight), teacher).unwrap()
+            let mask = draw(&mut pruner, method, budget, &mut rng);
+            ge_theory(&pruned(&pruner, &mask, reweight), teacher).unwrap()
         })
         .sum::<f64>()
         / count as f64
@@ -34,13 +69,13 @@ fn mean_error(
 #[test]
 fn masks_keep_exactly_the_budget_and_node_masks_remove_whole_units() {
     let pair = paper_student(1, 0.0);
-    let student = normalize_rows(&pair.0);
-    let mut pruner = StudentPruner::new(&student, Options::default());
+    let student = Student::new(&pair.0.normalized_rows());
+    let mut pruner = student.pruner(Options::default());
     let mut rng = seed::rng(1, "masks");
     for budget in from_nodes(&[1, 3, 5], 500, 6, 1).unwrap() {
         for method in Method::ALL {
-            let mask = pruner.mask(method, &budget, &mut rng).unwrap();
-            let net = pruner.pruned(&mask, false);
+            let mask = draw(&mut pruner, method, &budget, &mut rng);
+            let net = pruned(&pruner, &mask, false);
             match &mask {
                 Mask::Nodes(kept) => {
                     assert!(method.is_node());
@@ -73,10 +108,10 @@ fn masks_keep_exactly_the_budget_and_node_masks_remove_whole_units() {
     }
     // The reference's Bernoulli variant keeps the budget only on average.
     let options = Options { random: RandomVariant::Bernoulli, ..Options::default() };
-    let mut pruner = StudentPruner::new(&student, options);
+    let mut pruner = student.pruner(options);
     let budget = from_nodes(&[3], 500, 6, 1).unwrap()[0];
     let kept: usize = (0..200)
-        .map(|_| match pruner.mask(Method::RandomEdge, &budget, &mut rng).unwrap() {
+        .map(|_| match draw(&mut pruner, Method::RandomEdge, &budget, &mut rng) {
             Mask::Edges(rows) => rows.iter().map(Vec::len).sum::<usize>(),
             Mask::Nodes(_) => unreachable!(),
         })
@@ -94,16 +129,17 @@ fn divnet_is_exact_when_pruned_units_duplicate_kept_ones() {
         net.w[2 * 40 + j] = net.w[j];
         net.w[3 * 40 + j] = -net.w[40 + j];
     }
-    let pruner = StudentPruner::new(&net, Options::default());
+    let layer = Student::new(&net);
+    let pruner = layer.pruner(Options::default());
     let mask = Mask::Nodes(vec![0, 1]);
     let before = ge_theory(&net, &teacher).unwrap();
-    let reweighted = pruner.pruned(&mask, true);
+    let reweighted = pruned(&pruner, &mask, true);
     assert!((ge_theory(&reweighted, &teacher).unwrap() - before).abs() < 1e-5);
     assert!((reweighted.v[0] - (net.v[0] + net.v[2])).abs() < 1e-5);
     assert!((reweighted.v[1] - (net.v[1] - net.v[3])).abs() < 1e-5);
     assert_eq!((reweighted.v[2], reweighted.v[3]), (0.0, 0.0));
     // The same holds input by input; without reweighting the copies' contribution is lost.
-    let plain = pruner.pruned(&mask, false);
+    let plain = pruned(&pruner, &mask, false);
     let (xs, _) =
         prunelab::data::teacher::TeacherStream::new(&teacher, 0.0, seed::rng(3, "x")).take(20);
     let mut lost = 0.0f32;
@@ -125,7 +161,7 @@ fn theorem1_holds_on_trained_specialised_students() {
         let (mut plain, mut reweighted) = (0.0, 0.0);
         for s in 1..=5 {
             let pair = paper_student(s, 0.0);
-            let student = normalize_rows(&pair.0);
+            let student = pair.0.normalized_rows();
             plain += mean_error(
                 &student,
                 &pair.1,
@@ -169,7 +205,7 @@ fn curve(noise: f32, method: Method) -> Vec<f64> {
                 .map(|s| {
                     let pair = paper_student(s, noise);
                     mean_error(
-                        &normalize_rows(&pair.0),
+                        &pair.0.normalized_rows(),
                         &pair.1,
                         method,
                         budget,
@@ -228,7 +264,7 @@ fn figure2d_random_edge_beats_dpp_node_when_c_is_below_one_over_z() {
         let mut student = TwoLayer::gaussian(500, 20, None, &mut seed::rng(s, "student"));
         let mut stream = TeacherStream::new(&teacher, 0.0, seed::rng(s, "train"));
         online::train(&mut student, &mut stream, 1_500_000, 0.5, Engine::Fused, |_, _| {}).unwrap();
-        let student = normalize_rows(&student);
+        let student = student.normalized_rows();
         for (i, budget) in budgets.iter().enumerate() {
             edge[i] += mean_error(
                 &student,

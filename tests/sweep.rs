@@ -1,7 +1,7 @@
 //! Batch jobs that survive: a sweep killed mid-run and resumed, torn results files, parallel
 //! jobs, shards and their merge, failing runs, and the refusals.
 use crate::common::{prunelab, small_config, stderr, test_dir};
-use prunelab::record::{current_rows, read_rows, ResultRow};
+use prunelab::experiment::record::{current_rows, read_rows, ResultRow, RunStatus};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -62,7 +62,7 @@ fn a_sweep_killed_mid_run_resumes_to_the_uninterrupted_results() {
     victim.wait().unwrap();
     let before = read_rows(&results).unwrap();
     assert!((1..8).contains(&before.len()), "the kill landed mid-sweep: {} runs", before.len());
-    assert!(before.iter().all(|r| r.status == "ok" && r.ge_empirical.is_some()));
+    assert!(before.iter().all(|r| r.status == RunStatus::Ok && r.ge_empirical.is_some()));
 
     let resumed =
         prunelab(&dir, &["run", "exp.yaml", "--out", "killed", "--device", "cpu", "--resume"]);
@@ -199,10 +199,13 @@ fn a_failing_run_is_recorded_and_the_others_complete_under_jobs_and_shards() {
     let yaml = small_config("exp", "").replace("lr: 0.5", "lr: [0.5, 1000000.0]");
     std::fs::write(dir.join("exp.yaml"), yaml).unwrap();
     let check = |rows: &[ResultRow]| {
-        let failed: Vec<_> = rows.iter().filter(|r| r.status == "failed").collect();
+        let failed: Vec<_> = rows.iter().filter(|r| r.status == RunStatus::Failed).collect();
         assert_eq!((rows.len(), failed.len()), (4, 2), "{rows:?}");
         assert!(failed.iter().all(|r| r.error.as_deref().unwrap_or("").contains("diverged")));
-        assert!(rows.iter().filter(|r| r.status == "ok").all(|r| r.ge_empirical.is_some()));
+        assert!(rows
+            .iter()
+            .filter(|r| r.status == RunStatus::Ok)
+            .all(|r| r.ge_empirical.is_some()));
     };
     let jobs = ["run", "exp.yaml", "--out", "out", "--device", "cpu", "--jobs", "2"];
     let out = prunelab(&dir, &jobs);
@@ -232,8 +235,8 @@ fn a_failing_run_is_recorded_and_the_others_complete_under_jobs_and_shards() {
     assert_eq!(all.len(), 6);
     let current = current_rows(all);
     check(&current);
-    let ok: Vec<_> = current.iter().filter(|r| r.status == "ok").cloned().collect();
-    assert_eq!(ok, first.into_iter().filter(|r| r.status == "ok").collect::<Vec<_>>());
+    let ok: Vec<_> = current.iter().filter(|r| r.status == RunStatus::Ok).cloned().collect();
+    assert_eq!(ok, first.into_iter().filter(|r| r.status == RunStatus::Ok).collect::<Vec<_>>());
     let manifest = manifest(&dir.join("out/exp/manifest.json"));
     assert_eq!(
         (manifest["runs_ok"].as_u64(), manifest["runs_failed"].as_u64()),

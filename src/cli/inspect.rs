@@ -1,13 +1,10 @@
 //! `prunelab inspect`: what a model file holds, layer by layer.
-use super::eval::{describe_check, parse_activation, sparsity};
-use super::Status;
-use crate::model::load::{self, ActivationSource, LoadOptions};
+use super::args::parse_activation;
+use super::{describe_check, Status};
+use crate::experiment::task::model_file;
 use crate::model::mlp::Activation;
 use anyhow::Result;
-use serde::Serialize;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use tch::Kind;
 
 /// Layers, shapes, parameter and non-zero counts, sparsity and activation of a model file.
 ///
@@ -32,83 +29,14 @@ pub struct Args {
     json: bool,
 }
 
-#[derive(Serialize)]
-struct Layer {
-    name: String,
-    weight: String,
-    bias: Option<String>,
-    /// [out, in]
-    shape: Vec<i64>,
-    params: usize,
-    nonzero: usize,
-    sparsity: f64,
-    empty_units: usize,
-}
-
-#[derive(Serialize)]
-struct Report {
-    path: PathBuf,
-    format: load::ModelFormat,
-    sizes: Vec<usize>,
-    activation: Option<&'static str>,
-    activation_source: ActivationSource,
-    forward_check: Option<load::ForwardCheck>,
-    layers: Vec<Layer>,
-    params_total: usize,
-    params_nonzero: usize,
-    sparsity: f64,
-    metadata: BTreeMap<String, String>,
-}
-
 pub fn run(args: Args) -> Result<Status> {
-    let model =
-        load::load(&args.path, &LoadOptions { activation: args.activation, check_inputs: None })?;
-    let mlp = &model.mlp;
-    let layers: Vec<Layer> = model
-        .layers
-        .iter()
-        .zip(mlp.weights.iter().zip(&mlp.biases))
-        .map(|(names, (w, b))| {
-            let nonzero = |t: &tch::Tensor| t.count_nonzero(None::<i64>).int64_value(&[]) as usize;
-            let has_bias = names.bias.is_some();
-            let params = w.numel() + if has_bias { b.numel() } else { 0 };
-            let nonzero_count = nonzero(w) + if has_bias { nonzero(b) } else { 0 };
-            let row_mass = w.abs().sum_dim_intlist(1, false, Kind::Float) + b.abs();
-            Layer {
-                name: names.name.clone(),
-                weight: names.weight.clone(),
-                bias: names.bias.clone(),
-                shape: w.size(),
-                params,
-                nonzero: nonzero_count,
-                sparsity: sparsity(params, nonzero_count) / 100.0,
-                empty_units: row_mass.eq(0.0).sum(Kind::Int64).int64_value(&[]) as usize,
-            }
-        })
-        .collect();
-    let params_total: usize = layers.iter().map(|l| l.params).sum();
-    let params_nonzero: usize = layers.iter().map(|l| l.nonzero).sum();
-    let known =
-        !matches!(model.activation, ActivationSource::Unknown | ActivationSource::NotNeeded);
-    let report = Report {
-        path: args.path.clone(),
-        format: model.format,
-        sizes: mlp.sizes(),
-        activation: known.then(|| mlp.activation.name()),
-        activation_source: model.activation,
-        forward_check: model.forward_check,
-        layers,
-        params_total,
-        params_nonzero,
-        sparsity: sparsity(params_total, params_nonzero) / 100.0,
-        metadata: model.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-    };
+    let report = model_file::inspect(&args.path, args.activation)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(Status::Ok);
     }
-    println!("{}: {}", args.path.display(), model.describe());
-    if let Some(check) = &model.forward_check {
+    println!("{}: {}", args.path.display(), report.description);
+    if let Some(check) = &report.forward_check {
         println!("{}", describe_check(check, "data"));
     }
     let name_width = report.layers.iter().map(|l| l.name.len()).max().unwrap_or(0).max(5);

@@ -1,6 +1,6 @@
 //! `prunelab merge`: combine the shard folders of a sweep run as a job array into one result set.
 use super::Status;
-use crate::sweep;
+use crate::experiment::{merge, names};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -28,7 +28,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<Status> {
-    let outcome = sweep::merge(&args.dirs, args.out.as_deref(), std::env::args().collect())?;
+    let outcome = merge::merge(&args.dirs, args.out.as_deref(), std::env::args().collect())?;
     eprintln!(
         "{}: merged {} folder(s), {} of {} run(s) recorded, {} failed → {}",
         outcome.experiment,
@@ -36,7 +36,7 @@ pub fn run(args: Args) -> Result<Status> {
         outcome.recorded,
         outcome.runs,
         outcome.failed.len(),
-        outcome.dir.join("results.csv").display()
+        outcome.dir.join(names::RESULTS).display()
     );
     if !outcome.failed.is_empty() {
         eprintln!(

@@ -1,5 +1,6 @@
 //! The command line. Each subcommand has its own file with its `Args` and `run`; `main` maps the
 //! outcome to the exit code: 0 all good, 1 some sweep runs failed, 2 bad input or an error.
+mod args;
 mod bench;
 mod eval;
 mod inspect;
@@ -9,6 +10,7 @@ mod prune;
 mod run;
 mod theory;
 
+use args::{describe_check, ModelArgs};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 

@@ -1,9 +1,11 @@
 //! `prunelab run`: run the experiments of one or more YAML files, whole or one shard of them, with
 //! several runs at a time.
 use super::Status;
-use crate::plan::{Plan, Shard};
-use crate::record::{current_rows, read_complete_rows, Manifest};
-use crate::{config, device, plan, runner};
+use crate::experiment::manifest::Manifest;
+use crate::experiment::plan::{Plan, Shard};
+use crate::experiment::record::{current_rows, read_complete_rows, RunStatus};
+use crate::experiment::{names, plan, runner};
+use crate::{config, device};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -99,7 +101,7 @@ pub fn run(args: Args, quiet: bool) -> Result<Status> {
             outcome.ran - outcome.failed,
             outcome.skipped,
             outcome.failed,
-            outcome.dir.join("results.csv").display()
+            outcome.dir.join(names::RESULTS).display()
         );
         if shard.is_some() {
             eprintln!(
@@ -122,19 +124,19 @@ fn print_plan(path: &Path, plan: &Plan, options: &runner::RunOptions) {
     if let Some(shard) = options.shard {
         title += &format!(", {} in shard {shard}", selected.len());
     }
-    if let Some(prune) = selected.first().and_then(|(_, run)| run.prune.as_ref()) {
+    if let Some(prune) = selected.first().and_then(|(_, run)| run.task.prune_sweep()) {
         let methods: Vec<&str> = prune.methods.iter().map(|m| m.name()).collect();
         title += &format!("; each run is pruned by {}", methods.join(", "));
     }
     println!("{title}");
 
     let dir = runner::output_dir(&options.out, &plan.experiment, options.shard);
-    let committed = Manifest::read(&dir.join("manifest.json")).ok().flatten().map(|m| m.committed);
+    let committed = Manifest::read(&dir.join(names::MANIFEST)).ok().flatten().map(|m| m.committed);
     let recorded: Option<HashMap<String, &str>> =
-        read_complete_rows(&dir.join("results.csv"), committed.as_ref()).ok().map(|(rows, _)| {
+        read_complete_rows(&dir.join(names::RESULTS), committed.as_ref()).ok().map(|(rows, _)| {
             current_rows(rows)
                 .into_iter()
-                .map(|r| (r.run_id, if r.status == "ok" { "ok" } else { "failed" }))
+                .map(|r| (r.run_id, if r.status == RunStatus::Ok { "ok" } else { "failed" }))
                 .collect()
         });
 

@@ -1,5 +1,8 @@
 //! Experiment configuration: reading a YAML file into the schema (all YAML handling lives here, so
-//! the YAML crate can be swapped in one place) and validating every value before anything runs.
+//! the YAML crate can be swapped in one place), refusing keys that do not apply to the task, and
+//! validating every value before anything runs. Rules that tie several settings together are the
+//! plan's (`experiment::plan`), which is also built before anything runs.
+mod keys;
 pub mod schema;
 
 use crate::prune::dpp::kernel::KernelKind;
@@ -21,10 +24,12 @@ pub fn load(path: &Path) -> Result<Experiment> {
     Ok(experiment)
 }
 
-/// Parses and validates an experiment from YAML text.
+/// Parses and validates an experiment from YAML text (a leading byte-order mark is ignored).
 pub fn parse(text: &str) -> Result<Experiment> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let experiment: Experiment = serde_yaml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
     validate(&experiment)?;
+    keys::check(text, &experiment)?;
     Ok(experiment)
 }
 
@@ -33,8 +38,7 @@ pub fn to_yaml(experiment: &Experiment) -> Result<String> {
     Ok(serde_yaml::to_string(experiment)?)
 }
 
-/// Checks each value on its own; rules that tie several axes together are checked per run by the
-/// plan, which is also built before anything runs.
+/// Checks each value on its own.
 pub fn validate(experiment: &Experiment) -> Result<()> {
     let name = &experiment.name;
     if name.is_empty()
@@ -49,88 +53,90 @@ pub fn validate(experiment: &Experiment) -> Result<()> {
         | Task { teacher_student: Some(_), mlp: Some(_) } => {
             bail!("task: give exactly one task section, `teacher_student` or `mlp`")
         }
-        Task { mlp: Some(mlp), .. } => {
-            let key = |k: &str| format!("task.mlp.{k}");
-            if mlp.data.is_empty() {
-                bail!("task.mlp.data: give the dataset folder");
-            }
-            mlp.normalize.check().context("task.mlp")?;
-            if mlp.hidden.is_empty() {
-                bail!("task.mlp.hidden: give at least one hidden layer width");
-            }
-            at_least(&key("hidden"), &Axis::Many(mlp.hidden.clone()), 1)?;
-            at_least(&key("epochs"), &mlp.epochs, 1)?;
-            at_least(&key("batch_size"), &mlp.batch_size, 1)?;
-            check_f64(&key("lr"), &mlp.lr, |v| v.is_finite() && v > 0.0, "a finite number > 0")?;
-            check_f64(&key("momentum"), &mlp.momentum, |v| (0.0..1.0).contains(&v), "in [0, 1)")?;
-            for (k, v) in [("train_samples", mlp.train_samples), ("test_samples", mlp.test_samples)]
-            {
-                if let Some(v) = v {
-                    at_least(&key(k), &Axis::One(v), 1)?;
-                }
-            }
-        }
-        Task { teacher_student: Some(ts), .. } => {
-            let key = |k: &str| format!("task.teacher_student.{k}");
-            at_least(&key("input_dim"), &ts.input_dim, 1)?;
-            at_least(&key("teacher_hidden"), &ts.teacher_hidden, 1)?;
-            at_least(&key("student_hidden"), &ts.student_hidden, 1)?;
-            at_least(&key("train_steps"), &ts.train_steps, 0)?;
-            at_least(&key("test_samples"), &ts.test_samples, 1)?;
-            check_f64(&key("v_star"), &ts.v_star, |v| v.is_finite(), "a finite number")?;
-            check_f64(
-                &key("noise_std"),
-                &ts.noise_std,
-                |v| v.is_finite() && v >= 0.0,
-                "a finite number ≥ 0",
-            )?;
-            check_f64(&key("lr"), &ts.lr, |v| v.is_finite() && v > 0.0, "a finite number > 0")?;
-        }
+        Task { mlp: Some(mlp), .. } => validate_mlp(mlp)?,
+        Task { teacher_student: Some(ts), .. } => validate_teacher_student(ts)?,
     }
     if let Some(prune) = &experiment.prune {
-        if prune.methods.is_empty() {
-            bail!("prune.methods: the list is empty; give at least one of {}", method_names());
-        }
-        at_least("prune.masks", &Axis::One(prune.masks), 1)?;
-        non_empty("prune.reweight", &prune.reweight)?;
-        match (&prune.budget.nodes, &prune.budget.edges, &prune.budget.fractions) {
-            (Some(nodes), None, None) => at_least("prune.budget.nodes", &Axis::Many(nodes.clone()), 1)?,
-            (None, Some(edges), None) => at_least("prune.budget.edges", &Axis::Many(edges.clone()), 1)?,
-            (None, None, Some(fractions)) => {
-                let ok = |p: f64| p > 0.0 && p <= 1.0;
-                check_f64("prune.budget.fractions", &Axis::Many(fractions.clone()), ok, "a kept fraction in (0, 1]")?
-            }
-            _ => bail!(
-                "prune.budget: give exactly one of `nodes` (kept units), `edges` (kept inputs per unit) or \
-                 `fractions` (kept fractions of the layer's weights)"
-            ),
-        }
-        for (key, kind) in
-            [("prune.node_kernel", prune.node_kernel), ("prune.edge_kernel", prune.edge_kernel)]
-        {
-            if let KernelKind::Rbf { beta, epsilon } = kind {
-                if !(beta.is_finite() && beta > 0.0) {
-                    bail!("{key}.beta: {beta} is not allowed; it must be a finite number > 0");
-                }
-                if !(epsilon.is_finite() && epsilon >= 0.0) {
-                    bail!(
-                        "{key}.epsilon: {epsilon} is not allowed; it must be a finite number ≥ 0"
-                    );
-                }
-            }
-        }
-        if let Some(n) = prune.calibration_samples {
-            if n < 1 {
-                bail!("prune.calibration_samples: {n} leaves the calibration set empty; it must be at least 1");
-            }
-        }
-        prune.layer_index()?;
+        validate_prune(prune)?;
     }
     Ok(())
 }
 
-fn method_names() -> String {
-    crate::prune::Method::ALL.map(|m| m.name()).join(", ")
+fn validate_mlp(mlp: &MlpTask) -> Result<()> {
+    let key = |k: &str| format!("task.mlp.{k}");
+    if mlp.data.is_empty() {
+        bail!("task.mlp.data: give the dataset folder");
+    }
+    mlp.normalize.check().context("task.mlp")?;
+    if mlp.hidden.is_empty() {
+        bail!("task.mlp.hidden: give at least one hidden layer width");
+    }
+    at_least(&key("hidden"), &Axis::Many(mlp.hidden.clone()), 1)?;
+    at_least(&key("epochs"), &mlp.epochs, 1)?;
+    at_least(&key("batch_size"), &mlp.batch_size, 1)?;
+    check_f64(&key("lr"), &mlp.lr, |v| v.is_finite() && v > 0.0, "a finite number > 0")?;
+    check_f64(&key("momentum"), &mlp.momentum, |v| (0.0..1.0).contains(&v), "in [0, 1)")?;
+    for (k, v) in [("train_samples", mlp.train_samples), ("test_samples", mlp.test_samples)] {
+        if let Some(v) = v {
+            at_least(&key(k), &Axis::One(v), 1)?;
+        }
+    }
+    Ok(())
+}
+
+fn validate_teacher_student(ts: &TeacherStudent) -> Result<()> {
+    let key = |k: &str| format!("task.teacher_student.{k}");
+    at_least(&key("input_dim"), &ts.input_dim, 1)?;
+    at_least(&key("teacher_hidden"), &ts.teacher_hidden, 1)?;
+    at_least(&key("student_hidden"), &ts.student_hidden, 1)?;
+    at_least(&key("train_steps"), &ts.train_steps, 0)?;
+    at_least(&key("test_samples"), &ts.test_samples, 1)?;
+    check_f64(&key("v_star"), &ts.v_star, |v| v.is_finite(), "a finite number")?;
+    let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+    check_f64(&key("noise_std"), &ts.noise_std, non_negative, "a finite number ≥ 0")?;
+    check_f64(&key("lr"), &ts.lr, |v| v.is_finite() && v > 0.0, "a finite number > 0")?;
+    Ok(())
+}
+
+fn validate_prune(prune: &Prune) -> Result<()> {
+    if prune.methods.is_empty() {
+        bail!(
+            "prune.methods: the list is empty; give at least one of {}",
+            crate::prune::Method::names()
+        );
+    }
+    at_least("prune.masks", &Axis::One(prune.masks), 1)?;
+    non_empty("prune.reweight", &prune.reweight)?;
+    match (&prune.budget.nodes, &prune.budget.edges, &prune.budget.fractions) {
+        (Some(nodes), None, None) => at_least("prune.budget.nodes", &Axis::Many(nodes.clone()), 1)?,
+        (None, Some(edges), None) => at_least("prune.budget.edges", &Axis::Many(edges.clone()), 1)?,
+        (None, None, Some(fractions)) => {
+            let ok = |p: f64| p > 0.0 && p <= 1.0;
+            check_f64("prune.budget.fractions", &Axis::Many(fractions.clone()), ok, "a kept fraction in (0, 1]")?
+        }
+        _ => bail!(
+            "prune.budget: give exactly one of `nodes` (kept units), `edges` (kept inputs per unit) or \
+             `fractions` (kept fractions of the layer's weights)"
+        ),
+    }
+    for (key, kind) in
+        [("prune.node_kernel", prune.node_kernel), ("prune.edge_kernel", prune.edge_kernel)]
+    {
+        if let KernelKind::Rbf { beta, epsilon } = kind {
+            if !(beta.is_finite() && beta > 0.0) {
+                bail!("{key}.beta: {beta} is not allowed; it must be a finite number > 0");
+            }
+            if !(epsilon.is_finite() && epsilon >= 0.0) {
+                bail!("{key}.epsilon: {epsilon} is not allowed; it must be a finite number ≥ 0");
+            }
+        }
+    }
+    if let Some(n) = prune.calibration_samples {
+        if n < 1 {
+            bail!("prune.calibration_samples: {n} leaves the calibration set empty; it must be at least 1");
+        }
+    }
+    Ok(())
 }
 
 fn non_empty<T: Clone>(key: &str, axis: &Axis<T>) -> Result<()> {

@@ -4,7 +4,7 @@
 use crate::data::images::Normalize;
 use crate::model::mlp::Activation;
 use crate::prune::dpp::kernel::KernelKind;
-use crate::prune::mlp::NodeRemoval;
+use crate::prune::layer::NodeRemoval;
 use crate::prune::{ImportanceVariant, Method, RandomVariant, ReweightVariant};
 use serde::de::{self, value::SeqAccessDeserializer, IntoDeserializer, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -179,18 +179,19 @@ pub enum EngineChoice {
 }
 
 /// How each trained network is pruned: every method × budget × reweight choice, with `masks`
-/// samples for the random methods (importance masks are deterministic: one sample).
+/// samples for the random methods (importance masks are deterministic: one sample). Keys that
+/// apply to one task only are refused for the other (see `config::keys`).
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Prune {
     pub methods: Vec<Method>,
-    pub budget: BudgetSpec,
+    pub budget: BudgetSection,
     #[serde(default = "default_reweight")]
     pub reweight: Axis<bool>,
     #[serde(default = "default_masks")]
     pub masks: i64,
     /// Teacher-student: rescale the student's rows to norm √N before pruning (the reference's
-    /// HEAD code; REFERENCE.md §7.2).
+    /// code does).
     #[serde(default = "default_true")]
     pub normalize_rows: bool,
     #[serde(default)]
@@ -219,19 +220,6 @@ pub struct Prune {
     pub calibration_samples: Option<i64>,
 }
 
-impl Prune {
-    /// The 0-based index of the linear layer `layer` names (`w1` → 0).
-    pub fn layer_index(&self) -> anyhow::Result<usize> {
-        match self.layer.strip_prefix('w').and_then(|i| i.parse::<usize>().ok()) {
-            Some(i) if i >= 1 => Ok(i - 1),
-            _ => anyhow::bail!(
-                "prune.layer: {:?} is not a layer name; use w1 (the first layer), w2, …",
-                self.layer
-            ),
-        }
-    }
-}
-
 fn default_layer() -> String {
     "w1".into()
 }
@@ -247,7 +235,7 @@ fn default_edge_kernel() -> KernelKind {
 /// the count that keeps the same number of parameters.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct BudgetSpec {
+pub struct BudgetSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fractions: Option<Vec<f64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

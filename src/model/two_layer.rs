@@ -78,6 +78,20 @@ impl TwoLayer {
         self.w.iter().chain(&self.v).filter(|&&p| p != 0.0).count()
     }
 
+    /// A copy with every first-layer row rescaled to norm √N (so Q_ii = 1), as the reference does
+    /// before pruning; all-zero rows stay zero.
+    pub fn normalized_rows(&self) -> Self {
+        let mut out = self.clone();
+        let target = (self.input_dim as f64).sqrt();
+        for row in out.w.chunks_exact_mut(self.input_dim) {
+            let norm = row.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
+            if norm > 0.0 {
+                row.iter_mut().for_each(|x| *x = (*x as f64 * target / norm) as f32);
+            }
+        }
+        out
+    }
+
     /// True when every weight is finite.
     pub fn is_finite(&self) -> bool {
         self.w.iter().chain(&self.v).all(|p| p.is_finite())

@@ -1,11 +1,11 @@
-//! Pruning a linear layer: which units (nodes) or incoming weights (edges) to keep, by six methods
-//! (DESIGN.md §5), at budgets matched by parameter count, with optional reweighting.
+//! Pruning a hidden layer: which units (nodes) or incoming weights (edges) to keep, by six methods,
+//! at budgets matched by parameter count, with optional reweighting.
 //!
-//! The layer is a weight matrix W [H, D] (H units, D inputs each). Selection needs, depending on
-//! the method, the units' importance scores, a DPP kernel over the units, or a DPP kernel per unit
-//! over its inputs; reweighting needs second moments of the layer's inputs or of its units'
-//! activations. All of these come from a network-specific `Calibration` (see `teacher_student`
-//! for the exact Gaussian-input statistics of the paper's setting).
+//! One pruner serves every network: `layer` holds the layer (W [H, D], its bias, the next layer)
+//! and the pruner, `stats` the second moments it needs (exact for teacher-student students, Gram
+//! matrices of calibration data for MLPs and model files), `budget` the matched budgets, `sweep`
+//! a method × budget × reweight grid. Adding a method means a variant of [`Method`] and an arm of
+//! `LayerPruner::masks`.
 //!
 //! Decisions on the reference's inconsistencies (REFERENCE.md §7), each with the reference's
 //! variant as an option:
@@ -17,15 +17,16 @@
 //! * least squares use f64 pseudo-inverses with a relative cutoff of 1e-6·s_max (min-norm lstsq).
 pub mod budget;
 pub mod dpp;
-pub mod mlp;
+pub mod layer;
 pub mod reweight;
 pub mod select;
-pub mod teacher_student;
+pub mod stats;
+pub mod sweep;
 
 use serde::{Deserialize, Serialize};
 
 /// The six pruning methods, named as in YAML and CSV.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     RandomNode,
@@ -67,6 +68,33 @@ impl Method {
     pub fn is_random(self) -> bool {
         !matches!(self, Method::ImportanceNode | Method::ImportanceEdge)
     }
+
+    /// True for the DPP methods (they need the layer's input statistics).
+    pub fn is_dpp(self) -> bool {
+        matches!(self, Method::DppNode | Method::DppEdge)
+    }
+
+    /// All names, comma-separated (for messages).
+    pub fn names() -> String {
+        Method::ALL.map(Method::name).join(", ")
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> anyhow::Result<Self> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == text.trim())
+            .ok_or_else(|| anyhow::anyhow!("unknown method `{text}`: use {}", Method::names()))
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Which units or weights a mask keeps (indices sorted ascending).
@@ -97,15 +125,6 @@ impl Mask {
             }
         }
         keep
-    }
-
-    /// Zeroes the pruned entries of W [H, D].
-    pub fn apply(&self, weight: &mut [f32], hidden: usize, inputs: usize) {
-        for (w, keep) in weight.iter_mut().zip(self.keep_matrix(hidden, inputs)) {
-            if !keep {
-                *w = 0.0;
-            }
-        }
     }
 }
 

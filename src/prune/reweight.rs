@@ -3,12 +3,13 @@
 //!
 //! * Nodes (DIVNET, Mariet & Sra 2016 §2.2): with A the second-moment matrix of the units'
 //!   activations, each pruned unit p is approximated by the kept ones, a_p ≈ Σ_s α_sp a_s with
-//!   α = A_SS⁺ A_SP; its outgoing weights are folded into theirs, W2[:, S] += W2[:, P]·αᵀ, and
-//!   the pruned units are removed.
+//!   α = A_SS⁺ A_SP ([`regression_coefficients`]); `layer` folds its outgoing weights into theirs.
 //! * Edges: each unit's kept incoming weights are re-fitted to reproduce its full pre-activation,
-//!   w_S ← w_S + C_SS⁺ C_SP w_P with C the inputs' second moments (a no-op when C = I).
-use super::dpp::kernel::InputMoments;
-use tch::{Kind, Tensor};
+//!   w_S ← w_S + C_SS⁻¹ C_SP w_P with C the inputs' second moments ([`refit_rows`]; a no-op
+//!   when C = I, which `layer` skips).
+use anyhow::{ensure, Context, Result};
+use std::collections::BTreeMap;
+use tch::{Device, Kind, Tensor};
 
 fn index(items: &[usize]) -> Tensor {
     Tensor::from_slice(&items.iter().map(|&i| i as i64).collect::<Vec<_>>())
@@ -31,50 +32,53 @@ pub fn regression_coefficients(gram: &Tensor, kept: &[usize], pruned: &[usize]) 
     g_ss.linalg_pinv_atol_rtol_float(None, Some(1e-6), true).matmul(&g_sp)
 }
 
-/// Folds the pruned units' outgoing weights into the kept units'. `out_weight` is the next layer
-/// [H2, H] row-major (for the teacher-student student, v with H2 = 1); pruned columns become 0.
-pub fn fold_into_kept(
-    out_weight: &mut [f32],
-    hidden: usize,
-    kept: &[usize],
-    pruned: &[usize],
-    alpha: &Tensor,
-) {
-    let alpha = Vec::<f64>::try_from(alpha.contiguous().flatten(0, -1)).unwrap_or_default();
-    let p = pruned.len();
-    for row in out_weight.chunks_exact_mut(hidden) {
-        for (si, &s) in kept.iter().enumerate() {
-            let gain: f64 =
-                pruned.iter().enumerate().map(|(pi, &q)| alpha[si * p + pi] * row[q] as f64).sum();
-            row[s] += gain as f32;
-        }
-        for &q in pruned {
-            row[q] = 0.0;
+/// Per unit, the kept incoming weights re-fitted to the full pre-activation over the calibration
+/// inputs: w_S ← w_S + (G_SS + ρI)⁻¹ G_SP w_P, ρ = 1e-6·max diag G_SS (a ridge that keeps
+/// rank-deficient inputs, such as constant background pixels, solvable; it stands for the
+/// minimum-norm least squares). `weight` is W [H, D] in f64 on the CPU, `gram` G = XᵀX [D, D],
+/// `rows[h]` the kept inputs of unit h. Units with the same number of kept inputs are solved in
+/// batches; the result is f32 [H, D] with zeros at the pruned inputs.
+pub fn refit_rows(weight: &Tensor, gram: &Tensor, rows: &[Vec<usize>]) -> Result<Tensor> {
+    let (hidden, inputs) = (weight.size()[0], weight.size()[1]);
+    let mut out = Tensor::zeros([hidden, inputs], (Kind::Double, Device::Cpu));
+    let mut by_size: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (h, row) in rows.iter().enumerate() {
+        by_size.entry(row.len()).or_default().push(h);
+    }
+    for (k, units) in by_size.into_iter().filter(|(k, _)| *k > 0) {
+        let batch = (16_000_000 / (k * k)).clamp(1, units.len());
+        for group in units.chunks(batch) {
+            let idx: Vec<i64> =
+                group.iter().flat_map(|&h| rows[h].iter().map(|&j| j as i64)).collect();
+            let idx = Tensor::from_slice(&idx).view([group.len() as i64, k as i64]); // [B, k]
+            let units = Tensor::from_slice(&group.iter().map(|&h| h as i64).collect::<Vec<_>>());
+            let solved = solve_group(&weight.index_select(0, &units), gram, &idx)?; // [B, k]
+            let rows_out = Tensor::zeros([group.len() as i64, inputs], (Kind::Double, Device::Cpu))
+                .scatter(1, &idx, &solved);
+            out = out.index_copy(0, &units, &rows_out);
         }
     }
+    Ok(out.to_kind(Kind::Float))
 }
 
-/// The re-fitted incoming weights of one unit: kept entries w_S + C_SS⁺ C_SP w_P, pruned ones 0.
-pub fn refit_edges(moments: &InputMoments, row: &[f32], kept: &[usize]) -> Vec<f32> {
-    let mut out = vec![0.0f32; row.len()];
-    for &j in kept {
-        out[j] = row[j];
-    }
-    if let InputMoments::Gram(c) = moments {
-        let mut is_kept = vec![false; row.len()];
-        kept.iter().for_each(|&j| is_kept[j] = true);
-        let pruned: Vec<usize> = (0..row.len()).filter(|&j| !is_kept[j]).collect();
-        if !pruned.is_empty() && !kept.is_empty() {
-            let w_p =
-                Tensor::from_slice(&pruned.iter().map(|&j| row[j] as f64).collect::<Vec<_>>());
-            let delta = regression_coefficients(c, kept, &pruned).mv(&w_p);
-            let delta = Vec::<f64>::try_from(delta).unwrap_or_default();
-            for (&j, d) in kept.iter().zip(delta) {
-                out[j] += d as f32;
-            }
-        }
-    }
-    out
+/// The re-fitted kept weights [B, k] of a group of units `w` [B, D] keeping inputs `idx` [B, k].
+fn solve_group(w: &Tensor, gram: &Tensor, idx: &Tensor) -> Result<Tensor> {
+    let (b, k, d) = (idx.size()[0], idx.size()[1], gram.size()[0]);
+    let g_s = gram.index_select(0, &idx.flatten(0, -1)).view([b, k, d]); // [B, k, D]
+    let target = g_s.matmul(&w.unsqueeze(2)).squeeze_dim(2); // G_S: w  [B, k]
+    let g_ss = g_s.gather(2, &idx.unsqueeze(1).expand([b, k, k], false), false); // [B, k, k]
+    let ridge = g_ss.diagonal(0, 1, 2).amax(&[1i64][..], true).clamp_min(1e-300) * 1e-6; // [B, 1]
+    let eye = Tensor::eye(k, (Kind::Double, Device::Cpu)).unsqueeze(0);
+    let system = &g_ss + eye * ridge.unsqueeze(2);
+    // G_SS + ρI is symmetric positive definite: Cholesky (MKL's batched LU misbehaves on threads
+    // other than the main one; Cholesky is also 2x cheaper).
+    let factor = system.f_linalg_cholesky(false).context("the system is not positive definite")?;
+    let solved = target.unsqueeze(2).f_cholesky_solve(&factor, false)?.squeeze_dim(2);
+    ensure!(
+        solved.isfinite().all().int64_value(&[]) != 0,
+        "the system is singular even with a ridge"
+    );
+    Ok(solved)
 }
 
 #[cfg(test)]
@@ -82,32 +86,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn folding_preserves_outputs_when_pruned_units_are_combinations_of_kept_ones() {
+    fn regression_reproduces_units_that_are_combinations_of_kept_ones() {
         // Activations of 3 units over 5 inputs; unit 2 = 2·unit 0 − unit 1.
         let a0 = [1.0f64, 0.5, -1.0, 2.0, 0.0];
         let a1 = [0.0f64, 1.0, 1.0, -1.0, 3.0];
         let a2: Vec<f64> = a0.iter().zip(&a1).map(|(x, y)| 2.0 * x - y).collect();
         let acts = Tensor::from_slice(&[a0.to_vec(), a1.to_vec(), a2].concat()).view([3, 5]);
-        let gram = acts.matmul(&acts.tr());
-        let alpha = regression_coefficients(&gram, &[0, 1], &[2]);
-        let mut w2 = vec![0.3f32, -0.7, 1.1, 2.0, 0.1, -0.4]; // [2 outputs, 3 units]
-        let before = Tensor::from_slice(&w2).view([2, 3]).to_kind(Kind::Double).matmul(&acts);
-        fold_into_kept(&mut w2, 3, &[0, 1], &[2], &alpha);
-        assert_eq!((w2[2], w2[5]), (0.0, 0.0));
-        let after = Tensor::from_slice(&w2).view([2, 3]).to_kind(Kind::Double).matmul(&acts);
-        assert!(before.allclose(&after, 1e-5, 1e-5, false));
+        let alpha = regression_coefficients(&acts.matmul(&acts.tr()), &[0, 1], &[2]);
+        let alpha = Vec::<f64>::try_from(alpha.flatten(0, -1)).unwrap();
+        assert!((alpha[0] - 2.0).abs() < 1e-9 && (alpha[1] + 1.0).abs() < 1e-9, "{alpha:?}");
+        assert_eq!(regression_coefficients(&acts.matmul(&acts.tr()), &[0, 1, 2], &[]).numel(), 0);
     }
 
     #[test]
-    fn edge_refit_reproduces_correlated_inputs() {
+    fn edge_refit_moves_weight_onto_correlated_inputs() {
         // Input 1 always equals input 0, so weight on 1 can move to 0 without changing anything.
         let c = Tensor::from_slice(&[1.0f64, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0]).view([3, 3]);
-        let out = refit_edges(&InputMoments::Gram(c), &[0.5, 0.25, 2.0], &[0, 2]);
-        assert!(
-            (out[0] - 0.75).abs() < 1e-6 && out[1] == 0.0 && (out[2] - 2.0).abs() < 1e-6,
-            "{out:?}"
-        );
-        let same = refit_edges(&InputMoments::Identity(3), &[0.5, 0.25, 2.0], &[0, 2]);
-        assert_eq!(same, [0.5, 0.0, 2.0]);
+        let w = Tensor::from_slice(&[0.5f64, 0.25, 2.0, 1.0, -1.0, 0.5]).view([2, 3]);
+        let out = refit_rows(&w, &c, &[vec![0, 2], vec![1, 2]]).unwrap();
+        let out = Vec::<f32>::try_from(out.flatten(0, -1)).unwrap();
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-5;
+        assert!(close(out[0], 0.75) && out[1] == 0.0 && close(out[2], 2.0), "{out:?}");
+        assert!(out[3] == 0.0 && close(out[4], 0.0) && close(out[5], 0.5), "{out:?}");
     }
 }

@@ -30,6 +30,16 @@ pub enum InputMoments {
     Gram(Tensor),
 }
 
+impl InputMoments {
+    /// The same moments, sharing the tensor's storage (for another thread).
+    pub fn shallow_clone(&self) -> Self {
+        match self {
+            InputMoments::Identity(d) => InputMoments::Identity(*d),
+            InputMoments::Gram(c) => InputMoments::Gram(c.shallow_clone()),
+        }
+    }
+}
+
 /// The node kernel [H, H] for W [H, D] (f64).
 pub fn node_kernel(weight: &Tensor, moments: &InputMoments, kind: KernelKind) -> Tensor {
     let w = weight.to_kind(Kind::Double);

@@ -1,13 +1,16 @@
-//! The plan: an experiment's sweep axes multiplied out into concrete runs, each with a stable id
-//! derived from its resolved settings (the same settings give the same id on any machine). All
-//! rules that tie several settings together are checked here, before anything runs.
-use crate::config::{EngineChoice, Experiment, MlpTask, Prune, Task};
+//! The plan: an experiment's sweep axes multiplied out into concrete, typed runs, each with a
+//! stable id derived from its resolved settings (the same settings give the same id on any
+//! machine). The YAML's values become task-specific types here, once: the pruned layer is parsed,
+//! budgets are checked against the layer, and every rule that ties several settings together is
+//! checked before anything runs.
+use crate::config::{self, EngineChoice, Experiment, MlpTask, TeacherStudent};
 use crate::data::images::Normalize;
 use crate::model::mlp::Activation;
-use crate::prune;
-use crate::prune::budget::{self, Budget};
+use crate::prune::budget::{self, BudgetSpec, LayerShape};
+use crate::prune::layer::Options;
+use crate::prune::sweep::PruneSweep;
 use anyhow::{bail, Result};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 /// One teacher-student run's settings.
@@ -21,6 +24,20 @@ pub struct TeacherStudentRun {
     pub train_steps: u64,
     pub test_samples: usize,
     pub lr: f64,
+    /// How to train; not part of the id (it changes speed, not the mathematics).
+    #[serde(skip)]
+    pub engine: EngineChoice,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prune: Option<StudentPrune>,
+}
+
+/// How a teacher-student run prunes its student.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StudentPrune {
+    #[serde(flatten)]
+    pub sweep: PruneSweep,
+    /// Rescale the student's rows to norm √N first.
+    pub normalize_rows: bool,
 }
 
 /// One MLP run's settings.
@@ -43,6 +60,51 @@ pub struct MlpRun {
     pub train_samples: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_samples: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prune: Option<LayerPrune>,
+}
+
+/// How an MLP run prunes one of its hidden layers.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LayerPrune {
+    #[serde(flatten)]
+    pub sweep: PruneSweep,
+    pub layer: HiddenLayer,
+    /// DIVNET regresses act(XWᵀ + b) instead of the reference's bias-free act(XWᵀ).
+    pub include_bias: bool,
+    /// Training samples for the statistics (None: all).
+    pub calibration_samples: Option<usize>,
+}
+
+/// A hidden layer of an MLP, `w1` (the first linear layer) … `w{L−1}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HiddenLayer {
+    /// 0-based index of the linear layer.
+    pub index: usize,
+}
+
+impl HiddenLayer {
+    /// Parses `wN` for a network with `hidden` hidden layers.
+    pub fn parse(name: &str, hidden: usize) -> Result<Self> {
+        match name.strip_prefix('w').and_then(|i| i.parse::<usize>().ok()) {
+            Some(i) if (1..=hidden).contains(&i) => Ok(Self { index: i - 1 }),
+            Some(_) => bail!(
+                "prune.layer: {name} is not a hidden layer of an MLP with {hidden} hidden layer(s) (w1..w{hidden})"
+            ),
+            None => bail!("prune.layer: {name:?} is not a layer name; use w1 (the first layer), w2, …"),
+        }
+    }
+
+    /// `w1`, `w2`, …
+    pub fn name(&self) -> String {
+        format!("w{}", self.index + 1)
+    }
+}
+
+impl Serialize for HiddenLayer {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.name())
+    }
 }
 
 /// What a run does, with every setting resolved.
@@ -53,12 +115,28 @@ pub enum RunTask {
     Mlp(MlpRun),
 }
 
+/// The `task` column of results.csv.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    #[default]
+    TeacherStudent,
+    Mlp,
+}
+
 impl RunTask {
-    /// The `task` column of results.csv.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> TaskKind {
         match self {
-            RunTask::TeacherStudent(_) => "teacher_student",
-            RunTask::Mlp(_) => "mlp",
+            RunTask::TeacherStudent(_) => TaskKind::TeacherStudent,
+            RunTask::Mlp(_) => TaskKind::Mlp,
+        }
+    }
+
+    /// The pruning methods of the run, if it prunes.
+    pub fn prune_sweep(&self) -> Option<&PruneSweep> {
+        match self {
+            RunTask::TeacherStudent(ts) => ts.prune.as_ref().map(|p| &p.sweep),
+            RunTask::Mlp(mlp) => mlp.prune.as_ref().map(|p| &p.sweep),
         }
     }
 }
@@ -70,39 +148,9 @@ pub struct Run {
     pub id: String,
     pub seed: u64,
     pub task: RunTask,
-    /// How to train; not part of the id (it changes speed, not the mathematics).
-    pub engine: EngineChoice,
-    /// How to prune the trained network, if at all.
-    pub prune: Option<Prune>,
     /// The values of the settings that vary across the plan (seeds aside), e.g. `noise_std=0.25`:
     /// the `settings` column of results.csv, for grouping in plots.
     pub settings: String,
-}
-
-/// The budget points of `prune` for a layer of `hidden` units with `inputs` inputs each whose
-/// outputs feed `fan_out` weights each.
-pub fn budgets(prune: &Prune, inputs: usize, hidden: usize, fan_out: usize) -> Result<Vec<Budget>> {
-    let to_usize = |v: &Vec<i64>| v.iter().map(|&x| x as usize).collect::<Vec<_>>();
-    match (&prune.budget.nodes, &prune.budget.edges, &prune.budget.fractions) {
-        (Some(nodes), _, _) => budget::from_nodes(&to_usize(nodes), inputs, hidden, fan_out),
-        (None, Some(edges), _) => budget::from_edges(&to_usize(edges), inputs, hidden, fan_out),
-        (None, None, Some(fractions)) => {
-            prune::mlp::budgets_from_fractions(fractions, inputs, hidden, fan_out)
-        }
-        (None, None, None) => Ok(Vec::new()),
-    }
-}
-
-impl Run {
-    /// The teacher-student run's budget points (empty without pruning), already checked by `plan`.
-    pub fn budgets(&self) -> Result<Vec<Budget>> {
-        match (&self.prune, &self.task) {
-            (Some(prune), RunTask::TeacherStudent(ts)) => {
-                budgets(prune, ts.input_dim, ts.student_hidden, 1)
-            }
-            _ => Ok(Vec::new()),
-        }
-    }
 }
 
 /// All runs of an experiment, in a fixed order.
@@ -116,26 +164,64 @@ pub struct Plan {
 struct IdSource<'a> {
     seed: u64,
     task: &'a RunTask,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    prune: Option<&'a Prune>,
 }
 
-fn run_id(seed: u64, task: &RunTask, prune: Option<&Prune>) -> String {
-    let json =
-        serde_json::to_string(&IdSource { seed, task, prune }).expect("run settings serialise");
+fn run_id(seed: u64, task: &RunTask) -> String {
+    let json = serde_json::to_string(&IdSource { seed, task }).expect("run settings serialise");
     let digest = Sha256::digest(json.as_bytes());
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Expands `experiment` into its runs and checks the rules between settings.
 pub fn plan(experiment: &Experiment) -> Result<Plan> {
-    if let Some(mlp) = &experiment.task.mlp {
-        return plan_mlp(experiment, mlp);
-    }
-    let Task { teacher_student: Some(ts), .. } = &experiment.task else {
-        bail!("task: give exactly one task section, `teacher_student` or `mlp`");
+    let tasks = match (&experiment.task.teacher_student, &experiment.task.mlp) {
+        (Some(ts), None) => teacher_student_runs(experiment, ts)?,
+        (None, Some(mlp)) => mlp_runs(experiment, mlp)?,
+        _ => bail!("task: give exactly one task section, `teacher_student` or `mlp`"),
     };
-    let mut tasks = vec![TeacherStudentRun::default()];
+    let mut runs = Vec::new();
+    for task in tasks {
+        for seed in experiment.seeds.values() {
+            runs.push(Run {
+                id: run_id(seed, &task),
+                seed,
+                task: task.clone(),
+                settings: String::new(),
+            });
+        }
+    }
+    finish(experiment, runs)
+}
+
+/// The sweep of `experiment.prune` with the given method options.
+fn prune_sweep(prune: &config::Prune, options: Options) -> PruneSweep {
+    let to_usize = |v: &Vec<i64>| v.iter().map(|&x| x as usize).collect::<Vec<_>>();
+    let budget = match (&prune.budget.nodes, &prune.budget.edges, &prune.budget.fractions) {
+        (Some(nodes), _, _) => BudgetSpec::Nodes(to_usize(nodes)),
+        (None, Some(edges), _) => BudgetSpec::Edges(to_usize(edges)),
+        (None, None, fractions) => BudgetSpec::Fractions(fractions.clone().unwrap_or_default()),
+    };
+    PruneSweep {
+        methods: prune.methods.clone(),
+        budget,
+        reweight: prune.reweight.values(),
+        masks: prune.masks as usize,
+        options: Options {
+            random: prune.random,
+            importance: prune.importance,
+            reweight_variant: prune.reweight_variant,
+            ..options
+        },
+    }
+}
+
+fn teacher_student_runs(experiment: &Experiment, ts: &TeacherStudent) -> Result<Vec<RunTask>> {
+    let prune = experiment.prune.as_ref().map(|p| StudentPrune {
+        sweep: prune_sweep(p, Options::default()),
+        normalize_rows: p.normalize_rows,
+    });
+    let template = TeacherStudentRun { engine: ts.engine, prune, ..Default::default() };
+    let mut tasks = vec![template];
     tasks = expand(tasks, ts.input_dim.values(), |t, v| t.input_dim = v as usize);
     tasks = expand(tasks, ts.teacher_hidden.values(), |t, v| t.teacher_hidden = v as usize);
     tasks = expand(tasks, ts.student_hidden.values(), |t, v| t.student_hidden = v as usize);
@@ -144,9 +230,7 @@ pub fn plan(experiment: &Experiment) -> Result<Plan> {
     tasks = expand(tasks, ts.train_steps.values(), |t, v| t.train_steps = v as u64);
     tasks = expand(tasks, ts.test_samples.values(), |t, v| t.test_samples = v as usize);
     tasks = expand(tasks, ts.lr.values(), |t, v| t.lr = v);
-
-    let mut runs = Vec::new();
-    for task in tasks {
+    for task in &tasks {
         let (k, m) = (task.student_hidden, task.teacher_hidden);
         if k < m || k % m != 0 {
             bail!(
@@ -154,28 +238,18 @@ pub fn plan(experiment: &Experiment) -> Result<Plan> {
                  and at least as large"
             );
         }
-        let task = RunTask::TeacherStudent(task);
-        for seed in experiment.seeds.values() {
-            let prune = experiment.prune.clone();
-            let id = run_id(seed, &task, prune.as_ref());
-            let run = Run {
-                id,
-                seed,
-                task: task.clone(),
-                engine: ts.engine,
-                prune,
-                settings: String::new(),
-            };
-            run.budgets()?;
-            runs.push(run);
+        if let Some(prune) = &task.prune {
+            let shape = LayerShape { inputs: task.input_dim, hidden: k, fan_out: 1 };
+            budget::resolve(&prune.sweep.budget, shape)?;
         }
     }
-    finish(experiment, runs)
+    Ok(tasks.into_iter().map(RunTask::TeacherStudent).collect())
 }
 
 /// Expands an MLP experiment; node budgets are checked against the pruned layer's width here,
 /// edge budgets (which need the data's input size) when the run starts.
-fn plan_mlp(experiment: &Experiment, mlp: &MlpTask) -> Result<Plan> {
+fn mlp_runs(experiment: &Experiment, mlp: &MlpTask) -> Result<Vec<RunTask>> {
+    let prune = experiment.prune.as_ref().map(|p| layer_prune(p, &mlp.hidden)).transpose()?;
     let template = MlpRun {
         data: mlp.data.clone(),
         data_dir: mlp.data_dir.clone(),
@@ -185,6 +259,7 @@ fn plan_mlp(experiment: &Experiment, mlp: &MlpTask) -> Result<Plan> {
         shuffle: mlp.shuffle,
         train_samples: mlp.train_samples.map(|n| n as usize),
         test_samples: mlp.test_samples.map(|n| n as usize),
+        prune,
         ..MlpRun::default()
     };
     let mut tasks = vec![template];
@@ -192,43 +267,32 @@ fn plan_mlp(experiment: &Experiment, mlp: &MlpTask) -> Result<Plan> {
     tasks = expand(tasks, mlp.batch_size.values(), |t, v| t.batch_size = v as usize);
     tasks = expand(tasks, mlp.lr.values(), |t, v| t.lr = v);
     tasks = expand(tasks, mlp.momentum.values(), |t, v| t.momentum = v);
-    if let Some(prune) = &experiment.prune {
-        let layer = prune.layer_index()?;
-        if layer >= mlp.hidden.len() {
+    Ok(tasks.into_iter().map(RunTask::Mlp).collect())
+}
+
+fn layer_prune(prune: &config::Prune, hidden: &[i64]) -> Result<LayerPrune> {
+    let layer = HiddenLayer::parse(&prune.layer, hidden.len())?;
+    if let Some(nodes) = &prune.budget.nodes {
+        let width = hidden[layer.index];
+        if let Some(bad) = nodes.iter().find(|&&n| n > width) {
             bail!(
-                "prune.layer: {} is not a hidden layer of an MLP with {} hidden layer(s) (w1..w{})",
-                prune.layer,
-                mlp.hidden.len(),
-                mlp.hidden.len()
+                "prune.budget.nodes: {bad} is outside 1..={width} (layer {} has {width} units)",
+                prune.layer
             );
         }
-        if let Some(nodes) = &prune.budget.nodes {
-            let width = mlp.hidden[layer];
-            if let Some(bad) = nodes.iter().find(|&&n| n > width) {
-                bail!(
-                    "prune.budget.nodes: {bad} is outside 1..={width} (layer {} has {width} units)",
-                    prune.layer
-                );
-            }
-        }
     }
-    let mut runs = Vec::new();
-    for task in tasks {
-        let task = RunTask::Mlp(task);
-        for seed in experiment.seeds.values() {
-            let prune = experiment.prune.clone();
-            let id = run_id(seed, &task, prune.as_ref());
-            runs.push(Run {
-                id,
-                seed,
-                task: task.clone(),
-                engine: EngineChoice::Auto,
-                prune,
-                settings: String::new(),
-            });
-        }
-    }
-    finish(experiment, runs)
+    let options = Options {
+        node_kernel: prune.node_kernel,
+        edge_kernel: prune.edge_kernel,
+        node_removal: prune.node_removal,
+        ..Options::default()
+    };
+    Ok(LayerPrune {
+        sweep: prune_sweep(prune, options),
+        layer,
+        include_bias: prune.include_bias,
+        calibration_samples: prune.calibration_samples.map(|n| n as usize),
+    })
 }
 
 /// Labels the runs' varying settings and refuses duplicate runs.
@@ -279,7 +343,7 @@ fn label_varying_settings(runs: &mut [Run]) {
             .filter_map(|&i| fields.get(i))
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
-            .join(";");
+            .join(";")
     }
 }
 

@@ -8,13 +8,14 @@
 //! and `--resume` skips the runs recorded `ok` and runs the rest, failed ones included. A run that
 //! fails (diverging SGD, or a panic inside it) is recorded as `failed` with its reason and the
 //! others go on.
-use crate::config::{self, Experiment};
-use crate::plan::{Plan, Run, Shard};
-use crate::record::{
-    current_rows, now_rfc3339, sha256_hex, Appending, Committed, FolderLock, Manifest, ResultRow,
-    ResultsFile, Session,
+use super::manifest::{now_rfc3339, sha256_hex, FolderLock, Manifest, Session};
+use super::names;
+use super::plan::{Plan, Run, RunTask, Shard};
+use super::record::{
+    current_rows, Appending, Committed, ResultRow, ResultsFile, RowKind, RunStatus,
 };
-use crate::task;
+use super::task;
+use crate::config::{self, Experiment};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashMap;
@@ -64,7 +65,7 @@ pub struct Outcome {
 pub fn output_dir(out: &Path, experiment: &str, shard: Option<Shard>) -> PathBuf {
     let dir = out.join(experiment);
     match shard {
-        Some(shard) => dir.join("shards").join(shard.folder_name()),
+        Some(shard) => dir.join(names::SHARDS).join(shard.folder_name()),
         None => dir,
     }
 }
@@ -83,16 +84,18 @@ pub fn run_plan(
     options: &RunOptions,
 ) -> Result<Outcome> {
     for run in &plan.runs {
-        task::engine_for(run.engine, options.device)?;
+        if let RunTask::TeacherStudent(ts) = &run.task {
+            task::engine_for(ts.engine, options.device)?;
+        }
     }
     let dir = output_dir(&options.out, &experiment.name, options.shard);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the output folder {}", dir.display()))?;
     let _lock = FolderLock::acquire(&dir)?;
     let resolved = config::to_yaml(experiment)?;
-    let resolved_path = dir.join("config.resolved.yaml");
-    let results_path = dir.join("results.csv");
-    let manifest_path = dir.join("manifest.json");
+    let resolved_path = dir.join(names::CONFIG);
+    let results_path = dir.join(names::RESULTS);
+    let manifest_path = dir.join(names::MANIFEST);
     let mut previous = if results_path.exists() {
         if !options.resume {
             bail!(
@@ -113,7 +116,7 @@ pub fn run_plan(
         None
     };
     crate::files::write_atomic(&resolved_path, resolved.as_bytes())?;
-    crate::logging::log_to(&dir.join("log.txt"))?;
+    crate::logging::log_to(&dir.join(names::LOG))?;
     let committed = previous.as_ref().map(|m| m.committed.clone());
     let (mut results, rows) = ResultsFile::open(&results_path, committed.as_ref())?;
     if let (Some(previous), Some(appending)) = (&mut previous, committed.and_then(|c| c.appending))
@@ -125,7 +128,7 @@ pub fn run_plan(
     }
     // Whether each recorded run id is currently `ok` (true) or failed (false).
     let mut recorded: HashMap<String, bool> =
-        current_rows(rows).into_iter().map(|r| (r.run_id, r.status == "ok")).collect();
+        current_rows(rows).into_iter().map(|r| (r.run_id, r.status == RunStatus::Ok)).collect();
 
     let selected = selected_runs(plan, options.shard);
     let pending: Vec<(usize, &Run)> =
@@ -167,7 +170,7 @@ pub fn run_plan(
     let mut outcome =
         Outcome { dir: dir.clone(), ran: 0, skipped: selected.len() - pending.len(), failed: 0 };
     execute_all(&pending, plan, &dir, options, |run, rows| {
-        let ok = rows.iter().all(|r| r.status == "ok");
+        let ok = rows.iter().all(|r| r.status == RunStatus::Ok);
         // Say which run is being appended and where it will end, then append it, then record it.
         let encoded = ResultsFile::encode(&rows)?;
         manifest.committed.appending = Some(Appending {
@@ -252,7 +255,7 @@ fn execute_all(
         let mut failures = 0;
         for (position, rows) in receiver {
             let run = &plan.runs[position];
-            if let Some(failed) = rows.iter().find(|r| r.status != "ok") {
+            if let Some(failed) = rows.iter().find(|r| r.status != RunStatus::Ok) {
                 let reason = failed.error.as_deref().unwrap_or("");
                 overall.suspend(|| eprintln!("run {} failed: {reason}", run.id));
                 failures += 1;
@@ -312,9 +315,9 @@ fn execute_one(
     // Logged at INFO: log.txt keeps it, and stderr already gets one line from the runner.
     tracing::info!(status = "failed", "{error}");
     vec![ResultRow {
-        status: "failed".into(),
+        status: RunStatus::Failed,
         error: Some(error),
-        method: "none".into(),
+        method: RowKind::Unpruned,
         wall_ms: Some(started.elapsed().as_secs_f64() * 1e3),
         ..task::base_row(&plan.experiment, run, options.device)
     }]

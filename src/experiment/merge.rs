@@ -8,12 +8,11 @@
 //! one folder and `ok` in another is taken as `ok`. Runs of the plan that no folder holds are
 //! reported as missing; what exists is still written, and merging again later (after the missing
 //! shards ran, or resumed) replaces it.
-use crate::plan::Plan;
-use crate::record::{
-    current_rows, now_rfc3339, read_complete_rows, sha256_hex, Committed, FolderLock, Manifest,
-    MergedInput, ResultRow, Session, COLUMNS,
-};
-use crate::{config, plan};
+use super::manifest::{now_rfc3339, sha256_hex, FolderLock, Manifest, MergedInput, Session};
+use super::plan::Plan;
+use super::record::{current_rows, read_complete_rows, Committed, ResultRow, RunStatus, COLUMNS};
+use super::{names, plan};
+use crate::config;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -54,12 +53,12 @@ pub fn expand_inputs(dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
         if !dir.is_dir() {
             bail!("{} is not a folder", dir.display());
         }
-        let shards = dir.join("shards");
+        let shards = dir.join(names::SHARDS);
         if shards.is_dir() {
             let mut inside: Vec<PathBuf> = std::fs::read_dir(&shards)
                 .with_context(|| format!("reading {}", shards.display()))?
                 .filter_map(|entry| entry.ok().map(|e| e.path()))
-                .filter(|path| path.join("manifest.json").is_file())
+                .filter(|path| path.join(names::MANIFEST).is_file())
                 .collect();
             if inside.is_empty() {
                 bail!("{} holds no shard folders (I-of-N with a manifest.json)", shards.display());
@@ -114,9 +113,9 @@ pub fn merge(
         bail!("--out {} is one of the folders being merged: choose another folder", out.display());
     }
     let _lock = FolderLock::acquire(&out)?;
-    let results_path = out.join("results.csv");
+    let results_path = out.join(names::RESULTS);
     if results_path.exists() {
-        let earlier = Manifest::read(&out.join("manifest.json")).ok().flatten();
+        let earlier = Manifest::read(&out.join(names::MANIFEST)).ok().flatten();
         let only_a_merge = earlier.as_ref().is_some_and(|m| {
             !m.merged_from.is_empty()
                 && m.earlier_sessions.is_empty()
@@ -140,7 +139,7 @@ pub fn merge(
         match chosen.get(&run.id) {
             Some((_, rows)) => {
                 recorded += 1;
-                if rows.iter().any(|r| r.status != "ok") {
+                if rows.iter().any(|r| r.status != RunStatus::Ok) {
                     failed.push(run.id.clone());
                 }
                 for row in rows.iter() {
@@ -154,7 +153,7 @@ pub fn merge(
         }
     }
     let bytes = writer.into_inner()?;
-    crate::files::write_atomic(&out.join("config.resolved.yaml"), first.config.as_bytes())?;
+    crate::files::write_atomic(&out.join(names::CONFIG), first.config.as_bytes())?;
     crate::files::write_atomic(&results_path, &bytes)?;
     let merged_from = inputs
         .iter()
@@ -182,7 +181,7 @@ pub fn merge(
         merged_from,
         runs_missing: missing.iter().map(|(id, _)| id.clone()).collect(),
     };
-    manifest.write(&out.join("manifest.json"))?;
+    manifest.write(&out.join(names::MANIFEST))?;
     Ok(MergeOutcome {
         dir: out,
         experiment: experiment.name,
@@ -195,13 +194,13 @@ pub fn merge(
 }
 
 fn read_input(dir: &Path) -> Result<Input> {
-    let Some(manifest) = Manifest::read(&dir.join("manifest.json"))? else {
+    let Some(manifest) = Manifest::read(&dir.join(names::MANIFEST))? else {
         bail!(
             "{} is not a prunelab output folder (it has no manifest.json): give shard folders or OUT/<name>",
             dir.display()
         );
     };
-    let config_path = dir.join("config.resolved.yaml");
+    let config_path = dir.join(names::CONFIG);
     let config = std::fs::read_to_string(&config_path).with_context(|| {
         format!(
             "{} is not a prunelab output folder: cannot read {}",
@@ -223,7 +222,7 @@ fn read_input(dir: &Path) -> Result<Input> {
             dir.display()
         );
     }
-    let results = dir.join("results.csv");
+    let results = dir.join(names::RESULTS);
     let (rows, left_out) = read_complete_rows(&results, Some(&manifest.committed))?;
     if left_out > 0 && !running {
         tracing::warn!(
@@ -259,7 +258,7 @@ fn choose_rows<'a>(
                     input.dir.display()
                 );
             }
-            let ok = |rows: &[ResultRow]| rows.iter().all(|r| r.status == "ok");
+            let ok = |rows: &[ResultRow]| rows.iter().all(|r| r.status == RunStatus::Ok);
             match chosen.get(id) {
                 None => {
                     chosen.insert(id.clone(), (i, rows));
@@ -312,7 +311,7 @@ fn default_out(folders: &[PathBuf]) -> Result<PathBuf> {
     let parent = |dir: &PathBuf| -> Option<PathBuf> {
         let dir = std::fs::canonicalize(dir).ok()?;
         let shards = dir.parent()?;
-        (shards.file_name()? == "shards").then(|| shards.parent().map(Path::to_path_buf))?
+        (shards.file_name()? == names::SHARDS).then(|| shards.parent().map(Path::to_path_buf))?
     };
     let parents: Vec<Option<PathBuf>> = folders.iter().map(parent).collect();
     match parents.first() {

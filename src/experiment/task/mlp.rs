@@ -1,0 +1,166 @@
+//! The MLP task (paper §5.2): train a classifier on a dataset folder by minibatch SGD, record every
+//! epoch, then prune one hidden layer by every configured method, kept fraction and reweighting
+//! choice with Gram matrices of the training set, recording the pruned networks' test errors.
+use super::{base_row, progress_bar, pruned_row, unpruned_row, Context, Params};
+use crate::data::images::{self, Dataset};
+use crate::experiment::names;
+use crate::experiment::plan::{LayerPrune, MlpRun, Run};
+use crate::experiment::record::{ResultRow, RowKind};
+use crate::model::{io::save_mlp, mlp::Mlp};
+use crate::prune::budget;
+use crate::prune::layer::{Layer, LayerPruner};
+use crate::prune::stats::LayerStats;
+use crate::prune::sweep::{self, Batch, Streams};
+use crate::prune::ReweightVariant;
+use crate::seed;
+use crate::train::minibatch::{self, Sgd};
+use anyhow::{ensure, Context as _, Result};
+
+/// Trains, records and prunes one MLP run.
+pub fn execute(run: &Run, spec: &MlpRun, ctx: &Context) -> Result<Vec<ResultRow>> {
+    let started = std::time::Instant::now();
+    let data = images::load(
+        &spec.data_dir,
+        &spec.normalize,
+        spec.train_samples,
+        spec.test_samples,
+        ctx.device,
+    )?;
+    let base = base_row(ctx.experiment, run, ctx.device);
+    let (mlp, mut rows) = train(run, spec, &data, &base, ctx)?;
+    let models = ctx.dir.join(names::MODELS).join(&run.id);
+    std::fs::create_dir_all(&models)
+        .with_context(|| format!("cannot create {}", models.display()))?;
+    save_mlp(&mlp, &models.join("mlp.safetensors"))?;
+    let base = ResultRow { epoch: rows.last().and_then(|r| r.epoch), ..base };
+    let params =
+        Params { total: mlp.params_total(), nonzero: mlp.params_nonzero(), achieved_fraction: 1.0 };
+    rows.push(ResultRow {
+        test_error: Some(mlp.error_rate(&data.test_x, &data.test_y)),
+        wall_ms: Some(started.elapsed().as_secs_f64() * 1e3),
+        ..unpruned_row(&base, RowKind::Unpruned, None, params)
+    });
+    if let Some(prune) = &spec.prune {
+        prune_layer(run, prune, &mlp, &data, &base, ctx, &mut rows)?;
+    }
+    Ok(rows)
+}
+
+/// The trained network and a `training` row per epoch.
+fn train(
+    run: &Run,
+    spec: &MlpRun,
+    data: &Dataset,
+    base: &ResultRow,
+    ctx: &Context,
+) -> Result<(Mlp, Vec<ResultRow>)> {
+    let mut sizes = vec![data.dim];
+    sizes.extend(&spec.hidden);
+    sizes.push(data.classes);
+    let mut mlp =
+        Mlp::xavier(&sizes, spec.activation, &mut seed::rng(run.seed, "init"), ctx.device)?;
+    let sgd = Sgd {
+        lr: spec.lr,
+        momentum: spec.momentum,
+        batch_size: spec.batch_size,
+        epochs: spec.epochs,
+        shuffle: spec.shuffle,
+    };
+    let bar = progress_bar(ctx.progress, spec.epochs as u64, "epochs", &run.id);
+    let mut rows = Vec::new();
+    let total_params = mlp.params_total() as u64;
+    let reports = minibatch::train(
+        &mut mlp,
+        (&data.train_x, &data.train_y),
+        (&data.test_x, &data.test_y),
+        &sgd,
+        &mut seed::rng(run.seed, "shuffle"),
+        |report| {
+            bar.inc(1);
+            bar.set_message(format!(
+                "loss {:.3}, test error {:.2}%",
+                report.train_loss,
+                100.0 * report.test_error
+            ));
+            tracing::info!(
+                epoch = report.epoch,
+                train_loss = report.train_loss,
+                test_error = report.test_error,
+                seconds = report.seconds,
+                "epoch"
+            );
+            rows.push(ResultRow {
+                method: RowKind::Training,
+                epoch: Some(report.epoch as u64),
+                train_loss: Some(report.train_loss),
+                test_error: Some(report.test_error),
+                keep_fraction: Some(1.0),
+                params_total: Some(total_params),
+                wall_ms: Some(report.seconds * 1e3),
+                ..base.clone()
+            });
+        },
+        |_, _| {},
+    );
+    bar.finish_and_clear();
+    reports?;
+    Ok((mlp, rows))
+}
+
+/// Prunes the configured layer of the trained `mlp` and appends a row per mask sample.
+fn prune_layer(
+    run: &Run,
+    prune: &LayerPrune,
+    mlp: &Mlp,
+    data: &Dataset,
+    base: &ResultRow,
+    ctx: &Context,
+    rows: &mut Vec<ResultRow>,
+) -> Result<()> {
+    let (index, name) = (prune.layer.index, prune.layer.name());
+    let layer = Layer::of_mlp(mlp, index)?;
+    let budgets = budget::resolve(&prune.sweep.budget, layer.shape())
+        .with_context(|| format!("pruning layer {name}"))?;
+    let n_train = data.train_x.size()[0] as usize;
+    let samples = prune.calibration_samples.map_or(n_train, |n| n.min(n_train));
+    ensure!(samples > 0, "the calibration set is empty: the training split has no samples");
+    let as_coded = prune.sweep.options.reweight_variant == ReweightVariant::AsCoded;
+    let x = data.train_x.narrow(0, 0, samples as i64);
+    let stats = LayerStats::calibrate(mlp, index, &x, prune.include_bias, as_coded)?;
+    tracing::info!(layer = %name, samples, "calibrated");
+    let mut pruner = LayerPruner::new(&layer, &stats, prune.sweep.options, &name)?;
+    let shape = layer.shape();
+    // Parameters the budget counts: the pruned layer's and the next layer's weights.
+    let scope_total = (shape.inputs * shape.hidden + shape.hidden * shape.fan_out) as f64;
+    let bar = progress_bar(ctx.progress, prune.sweep.methods.len() as u64, "methods", &run.id);
+    let rng_for = |method: crate::prune::Method, _: Option<&budget::Budget>| {
+        seed::rng(run.seed, &format!("masks/{name}/{}", method.name()))
+    };
+    let each = |batch: Batch| -> Result<()> {
+        for (sample, pruned) in batch.layers.iter().enumerate() {
+            let started = std::time::Instant::now();
+            let achieved_fraction = pruned.weights_nonzero() as f64 / scope_total;
+            let net = pruned.into_mlp(mlp, index);
+            let params = Params {
+                total: net.params_total(),
+                nonzero: net.params_nonzero(),
+                achieved_fraction,
+            };
+            let test_error = net.error_rate(&data.test_x, &data.test_y);
+            let wall_ms = batch.ms_per_mask + started.elapsed().as_secs_f64() * 1e3;
+            rows.push(ResultRow {
+                test_error: Some(test_error),
+                wall_ms: Some(wall_ms),
+                ..pruned_row(base, &batch, sample, &name, shape, params)
+            });
+        }
+        Ok(())
+    };
+    let result =
+        sweep::run(&mut pruner, &prune.sweep, &budgets, Streams::PerMethod, rng_for, each, |m| {
+            bar.inc(1);
+            tracing::info!(method = m.name(), "pruned");
+        });
+    bar.finish_and_clear();
+    result
+}

@@ -1,0 +1,359 @@
+//! `prunelab prune` as a library call. It works in an order that makes bad input cost nothing and
+//! leaves nothing half-written: check the request → read the data → read the model (proving
+//! prunelab's forward equals a TorchScript module's) → select the mask → prune (and reweight) →
+//! compact and check → encode every output and check the TorchScript ones by loading them back →
+//! write all outputs at once.
+use super::{check_fits, layer_counts, load_data, load_model, LayerCounts, ModelOptions};
+use crate::data::images::Dataset;
+use crate::files;
+use crate::model::io::encode_mlp;
+use crate::model::load::{self, ForwardCheck, LoadedModel};
+use crate::model::mlp::Mlp;
+use crate::model::torchscript;
+use crate::prune::budget::{self, BudgetSpec};
+use crate::prune::dpp::kernel::{InputMoments, KernelKind};
+use crate::prune::layer::{compact, Layer, LayerPruner, Options};
+use crate::prune::stats::LayerStats;
+use crate::prune::{Mask, Method};
+use crate::seed;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+/// Output formats, by extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutFormat {
+    /// `.pt`: an nn.Sequential of Linear layers for `torch.jit.load`.
+    TorchScript,
+    /// `.safetensors`: a state dict with the input model's parameter names.
+    Safetensors,
+}
+
+/// The outputs and their formats; refuses unknown extensions, duplicates and missing folders.
+pub fn check_outputs(outs: &[PathBuf]) -> Result<Vec<(PathBuf, OutFormat)>> {
+    let mut checked: Vec<(PathBuf, OutFormat)> = Vec::new();
+    for out in outs {
+        let ext = out.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
+        let format = match ext.as_str() {
+            "pt" => OutFormat::TorchScript,
+            "safetensors" => OutFormat::Safetensors,
+            _ => bail!(
+                "--out {}: unknown model format `{ext}` (use .pt for TorchScript or .safetensors)",
+                out.display()
+            ),
+        };
+        if checked.iter().any(|(p, _)| p == out) {
+            bail!("--out {} is given twice", out.display());
+        }
+        let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !parent.is_dir() {
+            bail!("--out {}: the folder {} does not exist", out.display(), parent.display());
+        }
+        checked.push((out.clone(), format));
+    }
+    Ok(checked)
+}
+
+/// One `prunelab prune` call.
+#[derive(Clone, Debug)]
+pub struct PruneRequest {
+    pub model: PathBuf,
+    pub method: Method,
+    /// Kept fraction of the layer's incoming weights, in (0, 1].
+    pub keep: f64,
+    /// The layer's name in the file, or `wN`; None: the first.
+    pub layer: Option<String>,
+    pub reweight: bool,
+    /// Dataset whose training split calibrates DPP kernels and reweighting.
+    pub calib: Option<PathBuf>,
+    pub calib_samples: Option<usize>,
+    /// Dataset whose test split gives the test error before and after.
+    pub data: Option<PathBuf>,
+    pub compact: bool,
+    pub outputs: Vec<PathBuf>,
+    pub seed: u64,
+    pub node_kernel: KernelKind,
+    pub edge_kernel: KernelKind,
+    /// DIVNET regresses act(XWᵀ) (the reference's) instead of act(XWᵀ + b).
+    pub bias_free_divnet: bool,
+    pub options: ModelOptions,
+}
+
+/// What `prune` did.
+pub struct PruneOutcome {
+    pub description: String,
+    pub forward_check: Option<ForwardCheck>,
+    /// Calibration samples used, if any.
+    pub calibrated_on: Option<usize>,
+    pub layer_name: String,
+    pub layer_index: usize,
+    pub hidden: usize,
+    pub inputs: usize,
+    pub mask: Mask,
+    pub before: Vec<LayerCounts>,
+    pub after: Vec<LayerCounts>,
+    /// Test error before and after, and the test samples.
+    pub test_errors: Option<(f64, f64, usize)>,
+    /// Max |Δ| between the compacted and the masked network, and the probe inputs.
+    pub compact_check: Option<(f64, i64)>,
+    /// Each output, its format and, for TorchScript, the max |Δ| of the reloaded module.
+    pub written: Vec<(PathBuf, OutFormat, Option<f64>)>,
+}
+
+/// The model, its data, and the layer a prune request targets.
+struct Inputs {
+    model: LoadedModel,
+    calib: Option<Dataset>,
+    test: Option<Dataset>,
+    layer: usize,
+}
+
+/// Prunes one hidden layer of a model file and writes every output, or nothing.
+pub fn prune(request: &PruneRequest) -> Result<PruneOutcome> {
+    let outputs = check_request(request)?;
+    let inputs = read_inputs(request)?;
+    let (mask, pruned) = select_and_prune(request, &inputs)?;
+    let probe = probe_inputs(&inputs);
+    let mlp = &inputs.model.mlp;
+    let (final_net, compact_check) = match (&mask, request.compact) {
+        (Mask::Nodes(kept), true) => {
+            let small = compact(&pruned, inputs.layer, kept)?;
+            let diff = max_abs_diff(&small, &pruned, &probe);
+            if diff.is_nan() || diff > tolerance(&pruned, &probe) {
+                bail!("the compacted network's outputs differ from the masked network's by {diff:.3e}; nothing was written");
+            }
+            (small, Some((diff, probe.size()[0])))
+        }
+        _ => (pruned, None),
+    };
+    let (encoded, written) = encode_outputs(request, &inputs, &final_net, &outputs, &probe)?;
+    let test_errors = inputs.test.as_ref().map(|t| {
+        (
+            mlp.error_rate(&t.test_x, &t.test_y),
+            final_net.error_rate(&t.test_x, &t.test_y),
+            t.test_x.size()[0] as usize,
+        )
+    });
+    files::write_all_atomic(&encoded)?;
+    let sizes = mlp.sizes();
+    Ok(PruneOutcome {
+        description: inputs.model.describe(),
+        forward_check: inputs.model.forward_check.clone(),
+        calibrated_on: inputs.calib.as_ref().map(|c| c.train_x.size()[0] as usize),
+        layer_name: inputs.model.layers[inputs.layer].name.clone(),
+        layer_index: inputs.layer,
+        hidden: sizes[inputs.layer + 1],
+        inputs: sizes[inputs.layer],
+        before: layer_counts(&inputs.model, mlp),
+        after: layer_counts(&inputs.model, &final_net),
+        mask,
+        test_errors,
+        compact_check,
+        written,
+    })
+}
+
+/// Checks what needs no file; returns the outputs with their formats.
+fn check_request(request: &PruneRequest) -> Result<Vec<(PathBuf, OutFormat)>> {
+    let outputs = check_outputs(&request.outputs)?;
+    let method = request.method;
+    if request.compact && !method.is_node() {
+        bail!(
+            "--compact removes whole units, but {method} keeps every unit (with fewer inputs each), so there is nothing to remove; \
+             use a node method (random_node, importance_node, dpp_node) or save the sparse weights without --compact"
+        );
+    }
+    if (method.is_dpp() || request.reweight) && request.calib.is_none() {
+        let why = if method.is_dpp() {
+            format!("{method} builds its DPP kernel from the layer's inputs")
+        } else {
+            "--reweight regresses on the layer's activations".to_string()
+        };
+        bail!("{why}: give calibration data with --calib DATA (a dataset folder, e.g. the training set the model learnt from)");
+    }
+    if !(request.keep > 0.0 && request.keep <= 1.0) {
+        bail!("--keep {} is not a kept fraction in (0, 1]", request.keep);
+    }
+    Ok(outputs)
+}
+
+/// Reads the data, then the model (its forward compared on real inputs when there are any), and
+/// finds the layer.
+fn read_inputs(request: &PruneRequest) -> Result<Inputs> {
+    let normalize = &request.options.normalize;
+    let calib = match &request.calib {
+        Some(dir) => Some(load_data(dir, normalize, request.calib_samples, Some(0))?),
+        None => None,
+    };
+    if let (Some(c), Some(dir)) = (&calib, &request.calib) {
+        if c.train_x.size()[0] == 0 {
+            bail!(
+                "the calibration set is empty: {} has no training samples (or --calib-samples 0)",
+                dir.display()
+            );
+        }
+    }
+    let test = match &request.data {
+        Some(dir) => Some(load_data(dir, normalize, Some(0), None)?),
+        None => None,
+    };
+    let check_x = calib.as_ref().map(|c| &c.train_x).or(test.as_ref().map(|t| &t.test_x));
+    let model = load_model(&request.model, request.options.activation, check_x)?;
+    for (data, dir) in [(&calib, &request.calib), (&test, &request.data)] {
+        if let (Some(data), Some(dir)) = (data, dir) {
+            check_fits(&model, data, dir)?;
+        }
+    }
+    let layer = match &request.layer {
+        Some(name) => model.layer_index(name)?,
+        None => 0,
+    };
+    if layer + 1 >= model.mlp.weights.len() {
+        bail!(
+            "layer `{}` of {} is its output layer, which has no hidden units to prune; choose a hidden layer ({})",
+            model.layers[layer].name,
+            request.model.display(),
+            hidden_names(&model)
+        );
+    }
+    Ok(Inputs { model, calib, test, layer })
+}
+
+/// Draws the mask at the matched budget of `request.keep` and prunes the layer.
+fn select_and_prune(request: &PruneRequest, inputs: &Inputs) -> Result<(Mask, Mlp)> {
+    let (mlp, index) = (&inputs.model.mlp, inputs.layer);
+    let layer = Layer::of_mlp(mlp, index)?;
+    let shape = layer.shape();
+    let budget = budget::resolve(&BudgetSpec::Fractions(vec![request.keep]), shape)?[0];
+    let stats = match &inputs.calib {
+        Some(c) => LayerStats::calibrate(mlp, index, &c.train_x, !request.bias_free_divnet, false)?,
+        None => LayerStats {
+            inputs: InputMoments::Identity(shape.inputs),
+            pre_activations: None,
+            activations: Tensor::zeros([shape.hidden as i64; 2], (Kind::Double, Device::Cpu)),
+            samples: 0,
+        },
+    };
+    let options = Options {
+        node_kernel: request.node_kernel,
+        edge_kernel: request.edge_kernel,
+        ..Options::default()
+    };
+    let name = &inputs.model.layers[index].name;
+    let mut pruner = LayerPruner::new(&layer, &stats, options, name)?;
+    let mut rng = seed::rng(request.seed, &format!("masks/{name}/{}", request.method.name()));
+    let mask = pruner.masks(request.method, &[budget], 1, &mut rng)?.remove(0).remove(0);
+    let pruned = pruner.pruned(&mask, request.reweight)?.into_mlp(mlp, index);
+    Ok((mask, pruned))
+}
+
+/// Inputs on which the outputs are compared: up to 1,024 of the data's, else Gaussian ones.
+fn probe_inputs(inputs: &Inputs) -> Tensor {
+    let data =
+        inputs.calib.as_ref().map(|c| &c.train_x).or(inputs.test.as_ref().map(|t| &t.test_x));
+    match data {
+        Some(x) => x.narrow(0, 0, x.size()[0].min(1024)),
+        None => {
+            Tensor::randn([256, inputs.model.mlp.sizes()[0] as i64], (Kind::Float, Device::Cpu))
+        }
+    }
+}
+
+/// The outputs' bytes; TorchScript outputs are loaded back and their forward compared.
+fn encode_outputs(
+    request: &PruneRequest,
+    inputs: &Inputs,
+    net: &Mlp,
+    outputs: &[(PathBuf, OutFormat)],
+    probe: &Tensor,
+) -> Result<(Vec<(PathBuf, Vec<u8>)>, Vec<(PathBuf, OutFormat, Option<f64>)>)> {
+    let model = &inputs.model;
+    let names: Vec<(String, Option<String>)> =
+        model.layers.iter().map(|l| (l.weight.clone(), l.bias.clone())).collect();
+    let metadata = [
+        ("prunelab.pruned_from", file_name(&request.model)),
+        ("prunelab.layer", model.layers[inputs.layer].name.clone()),
+        ("prunelab.method", request.method.name().to_string()),
+        ("prunelab.keep", request.keep.to_string()),
+        ("prunelab.reweight", request.reweight.to_string()),
+        ("prunelab.compact", request.compact.to_string()),
+        ("prunelab.seed", request.seed.to_string()),
+    ]
+    .map(|(k, v)| (k.to_string(), v));
+    let (mut encoded, mut written) = (Vec::new(), Vec::new());
+    for (path, format) in outputs {
+        let (bytes, diff) = match format {
+            OutFormat::Safetensors => (
+                encode_mlp(net, &names, &metadata)
+                    .with_context(|| format!("encoding {}", path.display()))?,
+                None,
+            ),
+            OutFormat::TorchScript => {
+                let bytes = torchscript::encode(net)
+                    .with_context(|| format!("encoding {}", path.display()))?;
+                let diff = reloaded_diff(&bytes, net, probe, path)?;
+                (bytes, Some(diff))
+            }
+        };
+        encoded.push((path.clone(), bytes));
+        written.push((path.clone(), *format, diff));
+    }
+    Ok((encoded, written))
+}
+
+/// Max |Δ| between the TorchScript module in `bytes` and `net` on `probe`.
+fn reloaded_diff(bytes: &[u8], net: &Mlp, probe: &Tensor, path: &Path) -> Result<f64> {
+    let module = tch::CModule::load_data(&mut &bytes[..]).map_err(|e| {
+        anyhow::anyhow!("the TorchScript written for {} does not load back: {e}", path.display())
+    })?;
+    let _guard = tch::no_grad_guard();
+    let diff = (module.forward_ts(&[probe])? - net.forward(probe)).abs().max().double_value(&[]);
+    if diff.is_nan() || diff > tolerance(net, probe) {
+        bail!(
+            "the TorchScript written for {} computes outputs {diff:.3e} away from prunelab's; nothing was written",
+            path.display()
+        );
+    }
+    Ok(diff)
+}
+
+/// The largest output difference accepted as equal, relative to the outputs' size.
+fn tolerance(net: &Mlp, probe: &Tensor) -> f64 {
+    let _guard = tch::no_grad_guard();
+    load::FORWARD_TOLERANCE * net.forward(probe).abs().max().double_value(&[]).max(1.0)
+}
+
+/// Max |Δ| between two networks' outputs on `x`.
+pub fn max_abs_diff(a: &Mlp, b: &Mlp, x: &Tensor) -> f64 {
+    let _guard = tch::no_grad_guard();
+    (a.forward(x) - b.forward(x)).abs().max().double_value(&[])
+}
+
+fn hidden_names(model: &LoadedModel) -> String {
+    let hidden = &model.layers[..model.layers.len() - 1];
+    if hidden.is_empty() {
+        return "it has none: a single layer".into();
+    }
+    hidden.iter().map(|l| format!("`{}`", l.name)).collect::<Vec<_>>().join(", ")
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_are_checked_before_any_work() {
+        assert!(check_outputs(&[PathBuf::from("a.pt"), PathBuf::from("a.safetensors")]).is_ok());
+        let err = check_outputs(&[PathBuf::from("a.onnx")]).unwrap_err().to_string();
+        assert!(err.contains("unknown model format `onnx`"), "{err}");
+        let err = check_outputs(&[PathBuf::from("a.pt"), PathBuf::from("a.pt")]).unwrap_err();
+        assert!(err.to_string().contains("given twice"), "{err}");
+        let err = check_outputs(&[PathBuf::from("/nonexistent-dir/a.pt")]).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+}
