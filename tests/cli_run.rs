@@ -169,6 +169,10 @@ fn dry_run_prints_the_plan_and_writes_nothing() {
 const PRUNE: &str =
     "prune:\n  methods: [dpp_node, random_edge]\n  budget: { nodes: [1, 2] }\n  masks: 3\n";
 
+/// An MLP experiment (its data folder need not exist: configs are refused before data is read).
+const MLP: &str = "name: exp\ntask:\n  mlp:\n    data: data\n    hidden: [8, 8]\n    epochs: 1\n    \
+                   batch_size: 10\n    lr: 0.1\n";
+
 /// Each bad input: exit code 2, one sentence naming the problem, nothing written.
 #[test]
 fn bad_input_is_refused_before_anything_runs() {
@@ -253,6 +257,26 @@ fn bad_input_is_refused_before_anything_runs() {
             "unknown prune key",
             format!("{}{PRUNE}  beta: 0.5\n", small_config("exp", "")),
             "prune: unknown field `beta`",
+        ),
+        (
+            "an MLP key in a teacher-student experiment",
+            format!("{}{PRUNE}  layer: w7\n", small_config("exp", "")),
+            "prune.layer (line 15): this key does not apply to teacher_student experiments",
+        ),
+        (
+            "an MLP kernel in a teacher-student experiment",
+            format!("{}{PRUNE}  node_kernel: {{ type: linear }}\n", small_config("exp", "")),
+            "prune.node_kernel (line 15): this key does not apply to teacher_student experiments",
+        ),
+        (
+            "a teacher-student key in an MLP experiment",
+            format!("{MLP}{PRUNE}  normalize_rows: false\n"),
+            "prune.normalize_rows (line 13): this key does not apply to mlp experiments",
+        ),
+        (
+            "an MLP layer that does not exist",
+            format!("{MLP}{PRUNE}  layer: w3\n"),
+            "prune.layer: w3 is not a hidden layer of an MLP with 2 hidden layer(s)",
         ),
     ];
     for (what, yaml, expected) in cases {

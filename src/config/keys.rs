@@ -66,6 +66,6 @@ pub fn check(text: &str, experiment: &Experiment) -> Result<()> {
         let message = err.to_string();
         let key = message.split('`').nth(1).unwrap_or("?");
         let line = err.location().map(|l| format!(" (line {})", l.line())).unwrap_or_default();
-        anyhow!("prune.{key}{line}: this key does not apply to a {task} experiment; remove it")
+        anyhow!("prune.{key}{line}: this key does not apply to {task} experiments; remove it")
     })
 }

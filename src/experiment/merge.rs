@@ -85,76 +85,20 @@ pub fn merge(
     let folders = expand_inputs(dirs)?;
     let inputs = folders.iter().map(|dir| read_input(dir)).collect::<Result<Vec<_>>>()?;
     let first = &inputs[0];
-    for other in &inputs[1..] {
-        if other.manifest.config_sha256 != first.manifest.config_sha256 {
-            bail!(
-                "{} and {} come from different configs (config SHA-256 {:.12}… and {:.12}…): merge refused so that results are not mixed",
-                first.dir.display(),
-                other.dir.display(),
-                first.manifest.config_sha256,
-                other.manifest.config_sha256
-            );
-        }
-    }
+    check_same_config(&inputs)?;
     let experiment = config::parse(&first.config)
         .and_then(|e| Ok((plan::plan(&e)?, e)))
-        .with_context(|| format!("{}/config.resolved.yaml", first.dir.display()));
+        .with_context(|| format!("{}/{}", first.dir.display(), names::CONFIG));
     let (plan, experiment) = experiment?;
     let chosen = choose_rows(&inputs, &plan)?;
-
     let out = match out {
         Some(out) => out.to_path_buf(),
         None => default_out(&folders)?,
     };
-    std::fs::create_dir_all(&out)
-        .with_context(|| format!("cannot create the output folder {}", out.display()))?;
-    let out_canonical = std::fs::canonicalize(&out).unwrap_or_else(|_| out.clone());
-    if folders.iter().any(|dir| std::fs::canonicalize(dir).ok().as_ref() == Some(&out_canonical)) {
-        bail!("--out {} is one of the folders being merged: choose another folder", out.display());
-    }
-    let _lock = FolderLock::acquire(&out)?;
-    let results_path = out.join(names::RESULTS);
-    if results_path.exists() {
-        let earlier = Manifest::read(&out.join(names::MANIFEST)).ok().flatten();
-        let only_a_merge = earlier.as_ref().is_some_and(|m| {
-            !m.merged_from.is_empty()
-                && m.earlier_sessions.is_empty()
-                && m.config_sha256 == first.manifest.config_sha256
-        });
-        if !only_a_merge {
-            bail!(
-                "{} exists and is not an earlier merge of the same config: choose another --out",
-                results_path.display()
-            );
-        }
-    }
-
-    let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
-    writer.write_record(COLUMNS)?;
-    let mut missing = Vec::new();
-    let mut failed = Vec::new();
-    let mut recorded = 0;
-    let count = common_shard_count(&inputs);
-    for (position, run) in plan.runs.iter().enumerate() {
-        match chosen.get(&run.id) {
-            Some((_, rows)) => {
-                recorded += 1;
-                if rows.iter().any(|r| r.status != RunStatus::Ok) {
-                    failed.push(run.id.clone());
-                }
-                for row in rows.iter() {
-                    writer.serialize(row)?;
-                }
-            }
-            None => {
-                let shard = count.map(|count| plan::Shard { index: position % count + 1, count });
-                missing.push((run.id.clone(), shard));
-            }
-        }
-    }
-    let bytes = writer.into_inner()?;
+    let _lock = prepare_out(&out, &folders, &first.manifest.config_sha256)?;
+    let merged = merged_rows(&plan, &chosen, common_shard_count(&inputs))?;
     crate::files::write_atomic(&out.join(names::CONFIG), first.config.as_bytes())?;
-    crate::files::write_atomic(&results_path, &bytes)?;
+    crate::files::write_atomic(&out.join(names::RESULTS), &merged.bytes)?;
     let merged_from = inputs
         .iter()
         .enumerate()
@@ -173,13 +117,13 @@ pub fn merge(
         runs: plan.runs.len(),
         plan_runs: plan.runs.len(),
         shard: None,
-        runs_ok: recorded - failed.len(),
-        runs_failed: failed.len(),
-        committed: Committed { results_bytes: bytes.len() as u64, appending: None },
+        runs_ok: merged.recorded - merged.failed.len(),
+        runs_failed: merged.failed.len(),
+        committed: Committed { results_bytes: merged.bytes.len() as u64, appending: None },
         session: Session { finished: Some(now_rfc3339()), ..session },
         earlier_sessions: Vec::new(),
         merged_from,
-        runs_missing: missing.iter().map(|(id, _)| id.clone()).collect(),
+        runs_missing: merged.missing.iter().map(|(id, _)| id.clone()).collect(),
     };
     manifest.write(&out.join(names::MANIFEST))?;
     Ok(MergeOutcome {
@@ -187,10 +131,94 @@ pub fn merge(
         experiment: experiment.name,
         inputs: folders,
         runs: plan.runs.len(),
-        recorded,
-        failed,
-        missing,
+        recorded: merged.recorded,
+        failed: merged.failed,
+        missing: merged.missing,
     })
+}
+
+/// Refuses inputs written by different configs.
+fn check_same_config(inputs: &[Input]) -> Result<()> {
+    let first = &inputs[0];
+    for other in &inputs[1..] {
+        if other.manifest.config_sha256 != first.manifest.config_sha256 {
+            bail!(
+                "{} and {} come from different configs (config SHA-256 {:.12}… and {:.12}…): merge refused so that results are not mixed",
+                first.dir.display(),
+                other.dir.display(),
+                first.manifest.config_sha256,
+                other.manifest.config_sha256
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Creates and locks `out`, which must be none of the inputs and hold no results but an earlier
+/// merge of the same config.
+fn prepare_out(out: &Path, folders: &[PathBuf], config_sha256: &str) -> Result<FolderLock> {
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create the output folder {}", out.display()))?;
+    let out_canonical = std::fs::canonicalize(out).unwrap_or_else(|_| out.to_path_buf());
+    if folders.iter().any(|dir| std::fs::canonicalize(dir).ok().as_ref() == Some(&out_canonical)) {
+        bail!("--out {} is one of the folders being merged: choose another folder", out.display());
+    }
+    let lock = FolderLock::acquire(out)?;
+    let results_path = out.join(names::RESULTS);
+    if results_path.exists() {
+        let earlier = Manifest::read(&out.join(names::MANIFEST)).ok().flatten();
+        let only_a_merge = earlier.as_ref().is_some_and(|m| {
+            !m.merged_from.is_empty()
+                && m.earlier_sessions.is_empty()
+                && m.config_sha256 == config_sha256
+        });
+        if !only_a_merge {
+            bail!(
+                "{} exists and is not an earlier merge of the same config: choose another --out",
+                results_path.display()
+            );
+        }
+    }
+    Ok(lock)
+}
+
+/// The merged results.csv and what it holds.
+struct Merged {
+    bytes: Vec<u8>,
+    recorded: usize,
+    failed: Vec<String>,
+    missing: Vec<(String, Option<plan::Shard>)>,
+}
+
+/// The chosen rows of every run of `plan`, in plan order; runs no input had are `missing`, with
+/// the shard that should have held them when the inputs agree on a shard count.
+fn merged_rows(
+    plan: &Plan,
+    chosen: &HashMap<String, (usize, &[ResultRow])>,
+    count: Option<usize>,
+) -> Result<Merged> {
+    let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+    writer.write_record(COLUMNS)?;
+    let mut merged = Merged { bytes: Vec::new(), recorded: 0, failed: Vec::new(), missing: Vec::new() };
+    for (position, run) in plan.runs.iter().enumerate() {
+        match chosen.get(&run.id) {
+            Some((_, rows)) => {
+                merged.recorded += 1;
+                if rows.iter().any(|r| r.status != RunStatus::Ok) {
+                    merged.failed.push(run.id.clone());
+                }
+                for row in rows.iter() {
+                    writer.serialize(row)?;
+                }
+            }
+            None => {
+                let shard = count.map(|count| plan::Shard { index: position % count + 1, count });
+                merged.missing.push((run.id.clone(), shard));
+            }
+        }
+    }
+    merged.bytes = writer.into_inner()?;
+    Ok(merged)
 }
 
 fn read_input(dir: &Path) -> Result<Input> {

@@ -93,47 +93,11 @@ pub fn run_plan(
         .with_context(|| format!("cannot create the output folder {}", dir.display()))?;
     let _lock = FolderLock::acquire(&dir)?;
     let resolved = config::to_yaml(experiment)?;
-    let resolved_path = dir.join(names::CONFIG);
-    let results_path = dir.join(names::RESULTS);
-    let manifest_path = dir.join(names::MANIFEST);
-    let mut previous = if results_path.exists() {
-        if !options.resume {
-            bail!(
-                "{} already exists: pass --resume to continue it, or choose another --out",
-                results_path.display()
-            );
-        }
-        let previous = std::fs::read_to_string(&resolved_path).unwrap_or_default();
-        if previous != resolved {
-            bail!(
-                "{} was written by a different config than {}: resume refused so that results are not mixed",
-                dir.display(),
-                config_path.display()
-            );
-        }
-        Manifest::read(&manifest_path)?
-    } else {
-        None
-    };
-    crate::files::write_atomic(&resolved_path, resolved.as_bytes())?;
+    let previous = previous_manifest(&dir, &resolved, config_path, options.resume)?;
+    crate::files::write_atomic(&dir.join(names::CONFIG), resolved.as_bytes())?;
     crate::logging::log_to(&dir.join(names::LOG))?;
-    let committed = previous.as_ref().map(|m| m.committed.clone());
-    let (mut results, rows) = ResultsFile::open(&results_path, committed.as_ref())?;
-    if let (Some(previous), Some(appending)) = (&mut previous, committed.and_then(|c| c.appending))
-    {
-        if results.len() == appending.results_bytes {
-            // All its rows arrived before the manifest could say so: the previous session's run.
-            previous.session.runs_recorded.push(appending.run_id);
-        }
-    }
-    // Whether each recorded run id is currently `ok` (true) or failed (false).
-    let mut recorded: HashMap<String, bool> =
-        current_rows(rows).into_iter().map(|r| (r.run_id, r.status == RunStatus::Ok)).collect();
-
     let selected = selected_runs(plan, options.shard);
-    let pending: Vec<(usize, &Run)> =
-        selected.iter().copied().filter(|(_, run)| recorded.get(&run.id) != Some(&true)).collect();
-    let mut manifest = Manifest {
+    let manifest = Manifest {
         experiment: experiment.name.clone(),
         config_path: config_path.display().to_string(),
         config_sha256: sha256_hex(resolved.as_bytes()),
@@ -141,22 +105,17 @@ pub fn run_plan(
         runs: selected.len(),
         plan_runs: plan.runs.len(),
         shard: options.shard,
-        committed: Committed { results_bytes: results.len(), appending: None },
         session: Session {
             device: Some(task::device_name(options.device)),
             threads: Some(options.threads_per_run()),
             jobs: Some(options.jobs),
             ..Session::start(options.command_line.clone())
         },
-        earlier_sessions: previous.as_ref().map(Manifest::sessions).unwrap_or_default(),
-        merged_from: previous.map(|m| m.merged_from).unwrap_or_default(),
         ..Manifest::default()
     };
-    let count = |recorded: &HashMap<String, bool>, ok: bool| {
-        recorded.values().filter(|&&status| status == ok).count()
-    };
-    (manifest.runs_ok, manifest.runs_failed) = (count(&recorded, true), count(&recorded, false));
-    manifest.write(&manifest_path)?;
+    let mut recorder = Recorder::open(&dir, manifest, previous)?;
+    let pending: Vec<(usize, &Run)> =
+        selected.iter().copied().filter(|(_, run)| !recorder.is_ok(&run.id)).collect();
     tracing::info!(
         experiment = %experiment.name,
         shard = %options.shard.map_or("all".into(), |s| s.to_string()),
@@ -166,32 +125,114 @@ pub fn run_plan(
         threads_per_run = options.threads_per_run(),
         "sweep starting"
     );
-
     let mut outcome =
         Outcome { dir: dir.clone(), ran: 0, skipped: selected.len() - pending.len(), failed: 0 };
     execute_all(&pending, plan, &dir, options, |run, rows| {
-        let ok = rows.iter().all(|r| r.status == RunStatus::Ok);
-        // Say which run is being appended and where it will end, then append it, then record it.
-        let encoded = ResultsFile::encode(&rows)?;
-        manifest.committed.appending = Some(Appending {
-            run_id: run.id.clone(),
-            results_bytes: results.len() + encoded.len() as u64,
-        });
-        manifest.write(&manifest_path)?;
-        manifest.committed =
-            Committed { results_bytes: results.append(&encoded)?, appending: None };
-        recorded.insert(run.id.clone(), ok);
-        (manifest.runs_ok, manifest.runs_failed) =
-            (count(&recorded, true), count(&recorded, false));
-        manifest.session.runs_recorded.push(run.id.clone());
-        manifest.write(&manifest_path)?;
+        let ok = recorder.record(run, &rows)?;
         outcome.ran += 1;
         outcome.failed += usize::from(!ok);
         Ok(())
     })?;
-    manifest.session.finished = Some(now_rfc3339());
-    manifest.write(&manifest_path)?;
+    recorder.finish()?;
     Ok(outcome)
+}
+
+/// The manifest of the earlier session of `dir`, when its results may be continued: only with
+/// `resume`, and only by the same resolved config.
+fn previous_manifest(
+    dir: &Path,
+    resolved: &str,
+    config_path: &Path,
+    resume: bool,
+) -> Result<Option<Manifest>> {
+    let results_path = dir.join(names::RESULTS);
+    if !results_path.exists() {
+        return Ok(None);
+    }
+    if !resume {
+        bail!(
+            "{} already exists: pass --resume to continue it, or choose another --out",
+            results_path.display()
+        );
+    }
+    if std::fs::read_to_string(dir.join(names::CONFIG)).unwrap_or_default() != resolved {
+        bail!(
+            "{} was written by a different config than {}: resume refused so that results are not mixed",
+            dir.display(),
+            config_path.display()
+        );
+    }
+    Manifest::read(&dir.join(names::MANIFEST))
+}
+
+/// The single writer of an output folder: results.csv, manifest.json and what each run id last
+/// recorded.
+struct Recorder {
+    results: ResultsFile,
+    manifest: Manifest,
+    manifest_path: PathBuf,
+    /// Whether each recorded run id is currently `ok` (true) or failed (false).
+    recorded: HashMap<String, bool>,
+}
+
+impl Recorder {
+    /// Opens (and repairs) results.csv, carries the earlier sessions over from `previous`, and
+    /// writes the new session's manifest.
+    fn open(dir: &Path, mut manifest: Manifest, previous: Option<Manifest>) -> Result<Self> {
+        let committed = previous.as_ref().map(|m| m.committed.clone());
+        let (results, rows) = ResultsFile::open(&dir.join(names::RESULTS), committed.as_ref())?;
+        if let Some(mut previous) = previous {
+            if let Some(appending) = committed.and_then(|c| c.appending) {
+                if results.len() == appending.results_bytes {
+                    // All its rows arrived before the manifest could say so: the previous session's run.
+                    previous.session.runs_recorded.push(appending.run_id);
+                }
+            }
+            manifest.earlier_sessions = previous.sessions();
+            manifest.merged_from = previous.merged_from;
+        }
+        manifest.committed = Committed { results_bytes: results.len(), appending: None };
+        let recorded =
+            current_rows(rows).into_iter().map(|r| (r.run_id, r.status == RunStatus::Ok)).collect();
+        let mut recorder =
+            Self { results, manifest, manifest_path: dir.join(names::MANIFEST), recorded };
+        recorder.count();
+        recorder.manifest.write(&recorder.manifest_path)?;
+        Ok(recorder)
+    }
+
+    fn is_ok(&self, run_id: &str) -> bool {
+        self.recorded.get(run_id) == Some(&true)
+    }
+
+    fn count(&mut self) {
+        let count = |ok: bool| self.recorded.values().filter(|&&status| status == ok).count();
+        (self.manifest.runs_ok, self.manifest.runs_failed) = (count(true), count(false));
+    }
+
+    /// Says which run is being appended and where it will end, appends it, then records it.
+    /// Returns whether the run is `ok`.
+    fn record(&mut self, run: &Run, rows: &[ResultRow]) -> Result<bool> {
+        let ok = rows.iter().all(|r| r.status == RunStatus::Ok);
+        let encoded = ResultsFile::encode(rows)?;
+        self.manifest.committed.appending = Some(Appending {
+            run_id: run.id.clone(),
+            results_bytes: self.results.len() + encoded.len() as u64,
+        });
+        self.manifest.write(&self.manifest_path)?;
+        self.manifest.committed =
+            Committed { results_bytes: self.results.append(&encoded)?, appending: None };
+        self.recorded.insert(run.id.clone(), ok);
+        self.count();
+        self.manifest.session.runs_recorded.push(run.id.clone());
+        self.manifest.write(&self.manifest_path)?;
+        Ok(ok)
+    }
+
+    fn finish(mut self) -> Result<()> {
+        self.manifest.session.finished = Some(now_rfc3339());
+        self.manifest.write(&self.manifest_path)
+    }
 }
 
 /// Executes `pending` on `options.jobs` worker threads and hands each run's rows to `record`, on
