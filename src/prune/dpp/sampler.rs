@@ -13,9 +13,21 @@
 //! 2. **Projection phase.** With `V` the `n×k` matrix of the chosen eigenvectors, draw items one
 //!    at a time with probability proportional to the squared norm of their residual row (the
 //!    diagonal of the conditioned projection kernel), Gram–Schmidt form: after choosing `j`,
-//!    `c = (V V_jᵀ − Σ_t c_t c_t[j]) / ‖·‖` and the residuals drop by `c²`. The update is done in
-//!    the k-dimensional coefficient space (`c_t = V b_t`), so one draw costs `O(n k²)` flops with
-//!    `V` stored eigenvector-major for vectorised inner loops.
+//!    `c = (V V_jᵀ − Σ_t c_t c_t[j]) / ‖·‖` and the residuals drop by `c²`. The directions are
+//!    kept in the k-dimensional coefficient space (`c_t = V b_t`, `b_t` orthonormal).
+//!    Residuals are not updated for every item at every draw (that streams all of `V` k times):
+//!    draws are made by **rejection** from the residuals as of the last *refresh* `s`, which
+//!    bound the current ones from above. A candidate `i` proposed with probability
+//!    `∝ r_i(s)` is accepted with probability `r_i(now) / r_i(s)`, where
+//!    `r_i(now) = r_i(s) − Σ_{s≤t<now} (V_i · b_t)²` costs `O(k · (now − s))`; an accepted
+//!    candidate is therefore distributed exactly `∝ r_i(now)`. Since the exact residuals sum to
+//!    `k − now`, the proposal is refreshed once half of the items left at the last refresh have
+//!    been drawn, keeping the acceptance rate above about 1/2. A refresh accounts for all new
+//!    directions in every residual at once: a blocked matrix product over register tiles of
+//!    items × directions from a tiled copy of `V`, so `V` is read once per refresh (about
+//!    `log₂ k` of them) instead of once per draw. A draw costs `O(n k²)` flops in all
+//!    (`O(n k²)` for the refreshes plus `O(k³)` for rejections and Gram–Schmidt); the inner
+//!    kernels use AVX2 when the CPU has it, with bit-identical results.
 //!
 //! Numerical safeguards:
 //! - Eigenvalues are clamped at 0; those at or below `λ_max · n · ε` (the numerical rank
@@ -24,11 +36,16 @@
 //!   `k`): it tabulates the ratios `w_l(m) = e_l(λ_1..λ_m) / e_{l-1}(λ_1..λ_m)` with a recursion
 //!   of positive terms only, which stays in `[λ_min / m, m]` and loses no accuracy to cancellation.
 //!   [`log_esp`] uses the same recursion.
-//! - The projection phase renormalises by the actual sum of the clamped residuals,
-//!   runs a second Gram–Schmidt pass whenever more than half of the chosen row's squared norm
-//!   cancels (keeping the directions orthonormal to working precision), and never picks an item
-//!   twice; if round-off drives every residual to zero it takes the remaining item with the
-//!   largest residual instead of failing.
+//! - The projection phase renormalises by the actual sum of the clamped residuals: proposals
+//!   are drawn against the running sum of `max(r_i(s), 0)` over the items not yet chosen, and
+//!   the acceptance test compares with the clamped current residual, which is never above the
+//!   proposal weight because it is computed by subtracting squares from it. It runs a second
+//!   Gram–Schmidt pass whenever more than half of the chosen row's squared norm cancels
+//!   (keeping the directions orthonormal to working precision), and never picks an item twice
+//!   (chosen items have weight zero after a refresh and are rejected before one). After
+//!   [`MAX_REJECTIONS`] consecutive rejections it refreshes early (the proposal is then exact
+//!   and the next candidate is accepted); if round-off has driven every residual to zero it
+//!   takes the remaining item with the largest residual instead of failing.
 //!
 //! [`KDpp`] is `Send + Sync`; the table cache sits behind a mutex that is held only to look it up
 //! or to rebuild it.
@@ -40,8 +57,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use anyhow::{bail, ensure, Result};
 use rand::Rng;
 
-/// Items per block in the projection update: the block of `c` stays in L1 while the rows stream.
-const BLOCK: usize = 256;
+/// Items per register tile of the blocked residual update ([`project_block`]).
+const TILE_I: usize = 8;
+
+/// Directions per register tile of the blocked residual update.
+const TILE_T: usize = 4;
+
+/// Consecutive rejections after which the projection phase refreshes the proposal early. With
+/// the regular refreshes a proposal is accepted with probability at least about 1/2, so this only
+/// triggers when round-off has made the proposal useless.
+const MAX_REJECTIONS: usize = 32;
 
 /// Re-orthogonalise the Gram–Schmidt direction when its squared norm is below this fraction of
 /// the chosen row's squared norm (the classical "twice is enough" criterion).
@@ -290,45 +315,182 @@ impl EigenTable {
 /// `V` and the columns are orthonormal. Returns `rows.len()` distinct items in draw order.
 fn sample_projection<R: Rng + ?Sized>(rows: &[&[f64]], n: usize, rng: &mut R) -> Vec<usize> {
     let k = rows.len();
-    // Residual squared row norms; chosen items are set to −∞ (clamped to 0 wherever read).
-    let mut norms = vec![0.0; n];
-    for row in rows {
-        for (s, &v) in norms.iter_mut().zip(*row) {
-            *s += v * v;
-        }
-    }
-    let mut total: f64 = norms.iter().sum();
-    // b[t] (k each): coefficients of the t-th direction, c_t = V b_t; c[t] (n each): c_t.
-    let mut b = vec![0.0; k * k];
-    let mut c = vec![0.0; k.saturating_sub(1) * n];
-    let mut coef = vec![0.0; k];
+    let mut chain = Chain::new(rows, n);
     let mut items = Vec::with_capacity(k);
     for it in 0..k {
-        let j = pick(&norms, total, rng);
-        items.push(j);
-        norms[j] = f64::NEG_INFINITY;
-        if it + 1 == k {
-            break;
+        // Refresh once half of the items still to draw at the last refresh have been drawn:
+        // the proposal mass is then at most twice the true mass k − it.
+        if it > chain.fresh && 2 * (it - chain.fresh) >= k - chain.fresh {
+            chain.refresh(it);
         }
-        let (done, rest) = b.split_at_mut(it * k);
+        let j = chain.draw(it, rng);
+        items.push(j);
+        chain.res[j] = f64::NEG_INFINITY;
+        if it + 1 < k {
+            chain.add_direction(it, j);
+        }
+    }
+    items
+}
+
+/// State of the projection-phase chain rule (see the module documentation).
+struct Chain {
+    n: usize,
+    k: usize,
+    /// `V` in tiles of [`TILE_I`] items, coordinate-major within a tile (see [`pack_items`]).
+    vp: Vec<f64>,
+    /// Residual squared row norms after the first `fresh` directions; −∞ for chosen items.
+    res: Vec<f64>,
+    /// Inclusive prefix sums of `max(res, 0)`: the proposal of the current phase.
+    cum: Vec<f64>,
+    /// Number of directions `res` and `c` account for (the step of the last refresh).
+    fresh: usize,
+    /// Orthonormal directions in coefficient space, `k` each: `c_t = V b_t`.
+    b: Vec<f64>,
+    /// `c_t[i]` for `t < fresh`, item-major (`k` per item).
+    c: Vec<f64>,
+    /// Row `V_j` of the last candidate, and its `c_t[j]` for `fresh ≤ t < it`.
+    row: Vec<f64>,
+    recent: Vec<f64>,
+}
+
+impl Chain {
+    fn new(rows: &[&[f64]], n: usize) -> Self {
+        let k = rows.len();
+        let mut res = vec![0.0; n];
+        for r in rows {
+            for (s, &v) in res.iter_mut().zip(*r) {
+                *s += v * v;
+            }
+        }
+        let mut chain = Self {
+            n,
+            k,
+            vp: pack_items(rows, n),
+            res,
+            cum: vec![0.0; n],
+            fresh: 0,
+            b: vec![0.0; k * k],
+            c: vec![0.0; n * k],
+            row: vec![0.0; k],
+            recent: Vec::with_capacity(k),
+        };
+        chain.rebuild_proposal();
+        chain
+    }
+
+    /// Sum of the clamped residuals, in index order.
+    fn total(&self) -> f64 {
+        self.cum.last().copied().unwrap_or(0.0)
+    }
+
+    fn rebuild_proposal(&mut self) {
+        let mut acc = 0.0;
+        for (s, &r) in self.cum.iter_mut().zip(&self.res) {
+            acc += r.max(0.0);
+            *s = acc;
+        }
+    }
+
+    /// Accounts for directions `fresh..it` in every residual (blocked, see [`project_block`])
+    /// and rebuilds the proposal from the exact residuals.
+    fn refresh(&mut self, it: usize) {
+        let (lo, k) = (self.fresh, self.k);
+        project_block(&self.vp, &self.b[lo * k..it * k], lo, &mut self.c, &mut self.res);
+        self.fresh = it;
+        self.rebuild_proposal();
+    }
+
+    /// Draws item `it`'s index by rejection from the phase proposal, leaving the candidate's row
+    /// in `row` and its `c_t[j]`, `fresh ≤ t < it`, in `recent`.
+    fn draw<R: Rng + ?Sized>(&mut self, it: usize, rng: &mut R) -> usize {
+        let mut rejected = 0;
+        loop {
+            if rejected >= MAX_REJECTIONS && self.fresh < it {
+                self.refresh(it);
+            }
+            let total = self.total();
+            if !(total > 0.0 && total.is_finite()) {
+                if self.fresh < it {
+                    self.refresh(it);
+                    continue;
+                }
+                return self.fallback();
+            }
+            let i = self.propose(rng.gen::<f64>() * total);
+            let weight = self.res[i].max(0.0);
+            if weight > 0.0 && rng.gen::<f64>() * weight < self.current_residual(i, it) {
+                return i;
+            }
+            rejected += 1;
+        }
+    }
+
+    /// The first index whose prefix sum exceeds `target` (the last positive one if none does).
+    fn propose(&self, target: f64) -> usize {
+        let i = self.cum.partition_point(|&s| s <= target);
+        if i < self.n {
+            return i;
+        }
+        let last = self.total();
+        self.cum.partition_point(|&s| s < last).min(self.n - 1)
+    }
+
+    /// The residual of unchosen item `i` after `it` directions (`−∞` if chosen), from its
+    /// residual after `fresh`: `res[i] − Σ_{fresh ≤ t < it} (V_i · b_t)²`, never above `res[i]`.
+    fn current_residual(&mut self, i: usize, it: usize) -> f64 {
+        let k = self.k;
+        self.load_row(i);
+        let mut r = self.res[i];
+        for bt in self.b[self.fresh * k..it * k].chunks_exact(k) {
+            let ct = dot(&self.row, bt);
+            self.recent.push(ct);
+            r -= ct * ct;
+        }
+        r
+    }
+
+    /// The unchosen item with the largest residual, once round-off has lost every residual.
+    fn fallback(&mut self) -> usize {
+        let best = self.res.iter().enumerate().fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
+            if v > bv {
+                (i, v)
+            } else {
+                (bi, bv)
+            }
+        });
+        self.load_row(best.0);
+        best.0
+    }
+
+    /// Copies row `V_i` into `row` and empties `recent`.
+    fn load_row(&mut self, i: usize) {
+        let tile = &self.vp[i / TILE_I * self.k * TILE_I..][..self.k * TILE_I];
+        for (x, coords) in self.row.iter_mut().zip(tile.chunks_exact(TILE_I)) {
+            *x = coords[i % TILE_I];
+        }
+        self.recent.clear();
+    }
+
+    /// Makes direction `b_it` from the chosen item `j` (whose row and recent `c_t[j]` the draw
+    /// left in `row` and `recent`): `b̃ = V_jᵀ − Σ_t c_t[j] b_t`, normalised, with a second
+    /// Gram–Schmidt pass when more than half of `‖V_j‖²` cancels.
+    fn add_direction(&mut self, it: usize, j: usize) {
+        let k = self.k;
+        let (done, rest) = self.b.split_at_mut(it * k);
         let prev: Vec<&[f64]> = done.chunks_exact(k).collect();
         let bt = &mut rest[..k];
-        for (x, row) in bt.iter_mut().zip(rows) {
-            *x = row[j];
-        }
-        // b̃ = V_jᵀ − Σ_t c_t[j] b_t: V b̃ is the residual kernel's column j, ‖b̃‖² its diagonal.
+        bt.copy_from_slice(&self.row);
         let row_norm2 = dot(bt, bt);
-        for (t, s) in coef.iter_mut().enumerate().take(it) {
-            *s = -c[t * n + j];
-        }
-        accumulate(bt, &prev, &coef[..it], 0);
+        let mut coef: Vec<f64> = self.c[j * k..][..self.fresh].iter().map(|&x| -x).collect();
+        coef.extend(self.recent.iter().map(|&x| -x));
+        accumulate(bt, &prev, &coef, 0);
         let mut norm2 = dot(bt, bt);
         if norm2 < REORTH * row_norm2 {
-            // Second Gram–Schmidt pass against the directions already taken.
             for (s, bprev) in coef.iter_mut().zip(&prev) {
                 *s = -dot(bprev, bt);
             }
-            accumulate(bt, &prev, &coef[..it], 0);
+            accumulate(bt, &prev, &coef, 0);
             norm2 = dot(bt, bt);
         }
         if norm2 > 0.0 && norm2.is_finite() {
@@ -338,63 +500,119 @@ fn sample_projection<R: Rng + ?Sized>(rows: &[&[f64]], n: usize, rng: &mut R) ->
             // Degenerate round-off case: j adds no direction, leave the residuals as they are.
             bt.fill(0.0);
         }
-        total = project_out(rows, bt, &mut c[it * n..][..n], &mut norms);
     }
-    items
 }
 
-/// Draws an index with probability ∝ `max(norms[i], 0)`, renormalised by `total` (their sum in
-/// index order). Falls back to the largest residual among the items not yet chosen (finite
-/// `norms`) when every residual has been lost to round-off.
-fn pick<R: Rng + ?Sized>(norms: &[f64], total: f64, rng: &mut R) -> usize {
-    if total > 0.0 && total.is_finite() {
-        let target = rng.gen::<f64>() * total;
-        let mut acc = 0.0;
-        let mut last = None;
-        for (i, &v) in norms.iter().enumerate() {
-            if v > 0.0 {
-                acc += v;
-                last = Some(i);
-                if acc > target {
-                    return i;
+/// For the directions `b` (`k` each, numbered from `first`): stores `c_t[i] = V_i · b_t` at
+/// `c[i·k + t]` and subtracts `c_t[i]²` from `res[i]`, in increasing `t`, for every item `i`.
+///
+/// A matrix product: tiles of [`TILE_I`] items × [`TILE_T`] directions are accumulated in
+/// registers over all `k` coordinates from packed copies of `V` and `b`, so each tile of `V` is
+/// read from memory once per refresh instead of once per direction.
+fn project_block(vp: &[f64], b: &[f64], first: usize, c: &mut [f64], res: &mut [f64]) {
+    let n = res.len();
+    let k = c.len() / n;
+    let m = b.len() / k;
+    let bp = pack_directions(b, k);
+    for (tile, lo) in vp.chunks_exact(k * TILE_I).zip((0..n).step_by(TILE_I)) {
+        let width = TILE_I.min(n - lo);
+        for (q, bq) in bp.chunks_exact(k * TILE_T).enumerate() {
+            let acc = tile_product(tile, bq);
+            for (l, i) in (lo..lo + width).enumerate() {
+                for (p, t) in (q * TILE_T..m.min((q + 1) * TILE_T)).enumerate() {
+                    c[i * k + first + t] = acc[p][l];
                 }
             }
         }
-        if let Some(i) = last {
-            return i;
+        for i in lo..lo + width {
+            for &ct in &c[i * k + first..][..m] {
+                res[i] -= ct * ct;
+            }
         }
     }
-    // At least one item is unchosen (k ≤ rank ≤ n), so some entry is finite and beats −∞.
-    let (best, _) = norms.iter().enumerate().fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
-        if v > bv {
-            (i, v)
-        } else {
-            (bi, bv)
-        }
-    });
-    best
 }
 
-/// Sets `c = V b` (`rows[a]` = column `a` of `V`), subtracts `c²` from `norms` and returns the
-/// sum of the clamped new residuals, in index order.
-fn project_out(rows: &[&[f64]], b: &[f64], c: &mut [f64], norms: &mut [f64]) -> f64 {
-    let n = c.len();
-    let mut total = 0.0;
-    for lo in (0..n).step_by(BLOCK) {
-        let hi = (lo + BLOCK).min(n);
-        let out = &mut c[lo..hi];
-        out.fill(0.0);
-        accumulate(out, rows, b, lo);
-        for (s, &x) in norms[lo..hi].iter_mut().zip(out.iter()) {
-            *s -= x * x;
-            total += s.max(0.0);
+/// Packs the rows (`k` of length `n`) into tiles of [`TILE_I`] items, coordinate-major within
+/// a tile (`k · TILE_I` values: the tile's items' coordinate `a`, then `a + 1`), zero-padded.
+fn pack_items(rows: &[&[f64]], n: usize) -> Vec<f64> {
+    let k = rows.len();
+    let mut vp = vec![0.0; n.div_ceil(TILE_I) * k * TILE_I];
+    for (tile, lo) in vp.chunks_exact_mut(k * TILE_I).zip((0..n).step_by(TILE_I)) {
+        let width = TILE_I.min(n - lo);
+        for (dst, r) in tile.chunks_exact_mut(TILE_I).zip(rows) {
+            dst[..width].copy_from_slice(&r[lo..lo + width]);
         }
     }
-    total
+    vp
+}
+
+/// Packs directions (`k` each) into groups of [`TILE_T`], coordinate-major within a group
+/// (`k · TILE_T` values: all directions' coordinate `a`, then `a + 1`), zero-padded.
+fn pack_directions(b: &[f64], k: usize) -> Vec<f64> {
+    let m = b.len() / k;
+    let groups = m.div_ceil(TILE_T);
+    let mut bp = vec![0.0; groups * k * TILE_T];
+    for (t, bt) in b.chunks_exact(k).enumerate() {
+        let group = &mut bp[t / TILE_T * k * TILE_T..][..k * TILE_T];
+        for (a, &x) in bt.iter().enumerate() {
+            group[a * TILE_T + t % TILE_T] = x;
+        }
+    }
+    bp
+}
+
+/// `acc[p][l] = Σ_a vp[a][l] · bp[a][p]` for packed `vp` (`TILE_I` per coordinate) and `bp`
+/// (`TILE_T` per coordinate), summed in increasing `a`.
+///
+/// Uses AVX2 where the CPU has it (detected at run time; the crate is built for baseline x86-64).
+/// Only the vector width changes, never the operations or their order (no fused multiply-add), so
+/// both paths give bit-identical results and seeded draws do not depend on the machine.
+fn tile_product(vp: &[f64], bp: &[f64]) -> [[f64; TILE_I]; TILE_T] {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, the only requirement of `tile_product_avx2`.
+        return unsafe { tile_product_avx2(vp, bp) };
+    }
+    tile_product_body(vp, bp)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn tile_product_avx2(vp: &[f64], bp: &[f64]) -> [[f64; TILE_I]; TILE_T] {
+    tile_product_body(vp, bp)
+}
+
+#[inline(always)]
+fn tile_product_body(vp: &[f64], bp: &[f64]) -> [[f64; TILE_I]; TILE_T] {
+    let mut acc = [[0.0; TILE_I]; TILE_T];
+    for (v, w) in vp.chunks_exact(TILE_I).zip(bp.chunks_exact(TILE_T)) {
+        for (accp, &wp) in acc.iter_mut().zip(w) {
+            for (x, &vl) in accp.iter_mut().zip(v) {
+                *x += vl * wp;
+            }
+        }
+    }
+    acc
 }
 
 /// `out += Σ_a coef[a] · rows[a][lo..lo + out.len()]`, four rows per pass over `out`.
 fn accumulate(out: &mut [f64], rows: &[&[f64]], coef: &[f64], lo: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, the only requirement of `accumulate_avx2`.
+        return unsafe { accumulate_avx2(out, rows, coef, lo) };
+    }
+    accumulate_body(out, rows, coef, lo)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn accumulate_avx2(out: &mut [f64], rows: &[&[f64]], coef: &[f64], lo: usize) {
+    accumulate_body(out, rows, coef, lo)
+}
+
+#[inline(always)]
+fn accumulate_body(out: &mut [f64], rows: &[&[f64]], coef: &[f64], lo: usize) {
     let hi = lo + out.len();
     let mut quads = rows.chunks_exact(4).zip(coef.chunks_exact(4));
     for (r, w) in &mut quads {
@@ -423,6 +641,22 @@ fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
 
 /// `x · y`, with four independent accumulators so that it vectorises.
 fn dot(x: &[f64], y: &[f64]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, the only requirement of `dot_avx2`.
+        return unsafe { dot_avx2(x, y) };
+    }
+    dot_body(x, y)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dot_avx2(x: &[f64], y: &[f64]) -> f64 {
+    dot_body(x, y)
+}
+
+#[inline(always)]
+fn dot_body(x: &[f64], y: &[f64]) -> f64 {
     let len = x.len().min(y.len());
     let (x, y) = (&x[..len], &y[..len]);
     let mut acc = [0.0; 4];
@@ -861,6 +1095,69 @@ mod tests {
         // e_k is log-concave in k (Newton's inequalities) — a check on the middle of the table.
         let mid: Vec<f64> = (1499..=1501).map(|k| log_esp(&lambda, k)).collect();
         assert!(2.0 * mid[1] >= mid[0] + mid[2]);
+    }
+
+    #[test]
+    fn blocked_refresh_matches_direct_products() {
+        // Sizes that are not multiples of the tiles: partial item and direction tiles.
+        let (n, k, first, m) = (21, 7, 1, 6);
+        let mut r = rng(51);
+        let rows: Vec<Vec<f64>> =
+            (0..k).map(|_| (0..n).map(|_| gaussian(&mut r)).collect()).collect();
+        let refs: Vec<&[f64]> = rows.iter().map(Vec::as_slice).collect();
+        let b: Vec<f64> = (0..m * k).map(|_| gaussian(&mut r)).collect();
+        let mut c = vec![0.0; n * k];
+        let mut res: Vec<f64> = (0..n).map(|i| 10.0 + i as f64).collect();
+        project_block(&pack_items(&refs, n), &b, first, &mut c, &mut res);
+        for i in 0..n {
+            let row: Vec<f64> = rows.iter().map(|col| col[i]).collect();
+            let mut want = 10.0 + i as f64;
+            for (t, bt) in b.chunks_exact(k).enumerate() {
+                let ct: f64 = row.iter().zip(bt).map(|(x, y)| x * y).sum();
+                assert!((c[i * k + first + t] - ct).abs() < 1e-12, "c[{i}][{t}]");
+                want -= ct * ct;
+            }
+            assert!((res[i] - want).abs() < 1e-10, "res[{i}]");
+        }
+    }
+
+    #[test]
+    fn projection_marginals_with_many_refreshes_n40_k12() {
+        // k = rank = 12: the projection phase alone, through several refreshes and rejections.
+        // For a projection DPP with kernel K, P(i ∈ S) = K_ii and P(i, j ∈ S) = K_ii K_jj − K_ij².
+        let (n, k, draws) = (40, 12, 40_000);
+        let mut r = rng(61);
+        let u = random_orthogonal(n, &mut r);
+        let lambda: Vec<f64> =
+            (0..n).map(|i| if i % 3 == 0 && i < 3 * k { 1.0 } else { 0.0 }).collect();
+        let kk = kernel(n, &u, &lambda);
+        let dpp = KDpp::new(n, lambda, u).expect("valid eigenpairs");
+        assert_eq!(dpp.rank(), k);
+        let mut single = vec![0u32; n];
+        let mut pair = vec![0u32; n * n];
+        for _ in 0..draws {
+            let s = dpp.sample(k, &mut r).expect("k = rank");
+            for (x, &i) in s.iter().enumerate() {
+                single[i] += 1;
+                s[x + 1..].iter().for_each(|&j| pair[i * n + j] += 1);
+            }
+        }
+        let check = |count: u32, p: f64, what: &str| {
+            let sd = (p * (1.0 - p) / draws as f64).sqrt().max(1e-4);
+            let z = (count as f64 / draws as f64 - p) / sd;
+            assert!(
+                z.abs() < 5.5,
+                "{what}: frequency {} vs {p} (z = {z})",
+                count as f64 / draws as f64
+            );
+        };
+        for i in 0..n {
+            check(single[i], kk[i * n + i], &format!("P({i} ∈ S)"));
+            for j in i + 1..n {
+                let p = kk[i * n + i] * kk[j * n + j] - kk[i * n + j].powi(2);
+                check(pair[i * n + j], p, &format!("P({i}, {j} ∈ S)"));
+            }
+        }
     }
 
     #[test]
