@@ -170,7 +170,8 @@ const PRUNE: &str =
     "prune:\n  methods: [dpp_node, random_edge]\n  budget: { nodes: [1, 2] }\n  masks: 3\n";
 
 /// An MLP experiment (its data folder need not exist: configs are refused before data is read).
-const MLP: &str = "name: exp\ntask:\n  mlp:\n    data: data\n    hidden: [8, 8]\n    epochs: 1\n    \
+const MLP: &str =
+    "name: exp\ntask:\n  mlp:\n    data: data\n    hidden: [8, 8]\n    epochs: 1\n    \
                    batch_size: 10\n    lr: 0.1\n";
 
 /// Each bad input: exit code 2, one sentence naming the problem, nothing written.

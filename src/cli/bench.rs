@@ -55,111 +55,118 @@ enum What {
 
 pub fn run(args: Args) -> Result<Status> {
     match args.what {
-        What::Sgd { steps, tensor } => {
-            tch::set_num_threads(1);
-            let time = |engine: Engine, steps: u64| -> Result<f64> {
-                let teacher = TwoLayer::gaussian(500, 2, Some(4.0), &mut seed::rng(1, "teacher"));
-                let mut student = TwoLayer::gaussian(500, 6, None, &mut seed::rng(1, "student"));
-                let mut stream = TeacherStream::new(&teacher, 0.0, seed::rng(1, "train"));
-                let report =
-                    online::train(&mut student, &mut stream, steps, 0.5, engine, |_, _| {})?;
-                println!(
-                    "online SGD ({engine:?}): {steps} steps in {:.3} s = {:.0} steps/s (error at the end ≈ {:.4})",
-                    report.seconds,
-                    steps as f64 / report.seconds,
-                    report.recent_loss
-                );
-                Ok(report.seconds)
-            };
-            time(Engine::Fused, steps)?;
-            if tensor {
-                time(Engine::Tensor(Device::Cpu), steps / 10)?;
-            }
-            Ok(Status::Ok)
-        }
-        What::Mlp { data, threads, epochs } => {
-            anyhow::ensure!(threads >= 1 && epochs >= 1, "need at least one thread and one epoch");
-            tch::set_num_threads(threads);
-            let dir = data.unwrap_or_else(|| crate::data::dataset_dir::DEBIAN_FASHION_MNIST.into());
-            let (x, y, what) =
-                match crate::data::images::load(&dir, &Default::default(), None, None, Device::Cpu)
-                {
-                    Ok(d) => (d.train_x, d.train_y, format!("{}", dir.display())),
-                    Err(_) => {
-                        tch::manual_seed(1);
-                        (
-                            Tensor::randn([60_000, 784], (Kind::Float, Device::Cpu)),
-                            Tensor::randint(10, [60_000], (Kind::Int64, Device::Cpu)),
-                            "random inputs".into(),
-                        )
-                    }
-                };
-            let mut mlp = crate::model::mlp::Mlp::xavier(
-                &[784, 500, 500, 10],
-                crate::model::mlp::Activation::Sigmoid,
-                &mut seed::rng(1, "init"),
-                Device::Cpu,
-            )?;
-            let sgd = crate::train::minibatch::Sgd {
-                lr: 0.1,
-                momentum: 0.9,
-                batch_size: 100,
-                epochs,
-                shuffle: true,
-            };
-            let test = (x.narrow(0, 0, 1000), y.narrow(0, 0, 1000));
-            let reports = crate::train::minibatch::train(
-                &mut mlp,
-                (&x, &y),
-                (&test.0, &test.1),
-                &sgd,
-                &mut seed::rng(1, "shuffle"),
-                |_| {},
-                |_, _| {},
-            )?;
-            for r in &reports {
-                println!("MLP 784-500-500-10 sigmoid, batch 100, {threads} thread(s), {what}: epoch {} in {:.2} s", r.epoch, r.seconds);
-            }
-            Ok(Status::Ok)
-        }
-        What::Dpp { n, k, samples } => {
-            anyhow::ensure!(
-                n >= 1 && k >= 1 && k <= n && samples >= 1,
-                "need 1 ≤ k ≤ n and at least one sample"
-            );
-            // The sampler is single-threaded Rust; one libtorch thread also keeps idle OpenMP
-            // workers from spinning on the cores during the timed loop.
-            tch::set_num_threads(1);
-            tch::manual_seed(1);
-            // Kernel over n random 64-dimensional points: full rank, eigenvalues spread widely.
-            let points = Tensor::randn([n as i64, 64], (Kind::Double, Device::Cpu));
-            let gram = points.matmul(&points.tr());
-            let kernel = kernel::node_kernel(
-                &Tensor::eye(n as i64, (Kind::Double, Device::Cpu)),
-                &InputMoments::Gram(gram),
-                KernelKind::Rbf { beta: 0.01, epsilon: 0.01 },
-            );
-            let start = Instant::now();
-            let dpp = kernel::decompose(&kernel)?;
-            let eig = start.elapsed().as_secs_f64();
-            let mut rng = seed::rng(1, "bench");
-            dpp.sample(k, &mut rng)?; // builds the eigenvalue table once
-            let (start, cpu_start) = (Instant::now(), thread_cpu_seconds());
-            for _ in 0..samples {
-                dpp.sample(k, &mut rng)?;
-            }
-            let per = start.elapsed().as_secs_f64() / samples as f64;
-            println!("k-DPP n = {n}, k = {k}, one thread: eigendecomposition {:.1} ms, then {:.2} ms per sample (mean of {samples} samples)", eig * 1e3, per * 1e3);
-            // On a busy machine wall time overstates the cost; the thread's CPU time does not.
-            if let (Some(a), Some(b)) = (cpu_start, thread_cpu_seconds()) {
-                println!(
-                    "  CPU time of the sampling thread: {:.2} ms per sample",
-                    (b - a) / samples as f64 * 1e3
-                );
-            }
-            Ok(Status::Ok)
-        }
+        What::Sgd { steps, tensor } => bench_sgd(steps, tensor),
+        What::Mlp { data, threads, epochs } => bench_mlp(data, threads, epochs),
+        What::Dpp { n, k, samples } => bench_dpp(n, k, samples),
     }
+}
+
+/// Online SGD in the paper's setting on one core.
+fn bench_sgd(steps: u64, tensor: bool) -> Result<Status> {
+    tch::set_num_threads(1);
+    let time = |engine: Engine, steps: u64| -> Result<f64> {
+        let teacher = TwoLayer::gaussian(500, 2, Some(4.0), &mut seed::rng(1, "teacher"));
+        let mut student = TwoLayer::gaussian(500, 6, None, &mut seed::rng(1, "student"));
+        let mut stream = TeacherStream::new(&teacher, 0.0, seed::rng(1, "train"));
+        let report = online::train(&mut student, &mut stream, steps, 0.5, engine, |_, _| {})?;
+        println!(
+            "online SGD ({engine:?}): {steps} steps in {:.3} s = {:.0} steps/s (error at the end ≈ {:.4})",
+            report.seconds,
+            steps as f64 / report.seconds,
+            report.recent_loss
+        );
+        Ok(report.seconds)
+    };
+    time(Engine::Fused, steps)?;
+    if tensor {
+        time(Engine::Tensor(Device::Cpu), steps / 10)?;
+    }
+    Ok(Status::Ok)
+}
+
+/// One epoch of the paper's MNIST MLP.
+fn bench_mlp(data: Option<std::path::PathBuf>, threads: i32, epochs: usize) -> Result<Status> {
+    anyhow::ensure!(threads >= 1 && epochs >= 1, "need at least one thread and one epoch");
+    tch::set_num_threads(threads);
+    let dir = data.unwrap_or_else(|| crate::data::dataset_dir::DEBIAN_FASHION_MNIST.into());
+    let (x, y, what) =
+        match crate::data::images::load(&dir, &Default::default(), None, None, Device::Cpu) {
+            Ok(d) => (d.train_x, d.train_y, format!("{}", dir.display())),
+            Err(_) => {
+                tch::manual_seed(1);
+                (
+                    Tensor::randn([60_000, 784], (Kind::Float, Device::Cpu)),
+                    Tensor::randint(10, [60_000], (Kind::Int64, Device::Cpu)),
+                    "random inputs".into(),
+                )
+            }
+        };
+    let mut mlp = crate::model::mlp::Mlp::xavier(
+        &[784, 500, 500, 10],
+        crate::model::mlp::Activation::Sigmoid,
+        &mut seed::rng(1, "init"),
+        Device::Cpu,
+    )?;
+    let sgd = crate::train::minibatch::Sgd {
+        lr: 0.1,
+        momentum: 0.9,
+        batch_size: 100,
+        epochs,
+        shuffle: true,
+    };
+    let test = (x.narrow(0, 0, 1000), y.narrow(0, 0, 1000));
+    let reports = crate::train::minibatch::train(
+        &mut mlp,
+        (&x, &y),
+        (&test.0, &test.1),
+        &sgd,
+        &mut seed::rng(1, "shuffle"),
+        |_| {},
+        |_, _| {},
+    )?;
+    for r in &reports {
+        println!("MLP 784-500-500-10 sigmoid, batch 100, {threads} thread(s), {what}: epoch {} in {:.2} s", r.epoch, r.seconds);
+    }
+    Ok(Status::Ok)
+}
+
+/// k-DPP samples from one eigendecomposition.
+fn bench_dpp(n: usize, k: usize, samples: usize) -> Result<Status> {
+    anyhow::ensure!(
+        n >= 1 && k >= 1 && k <= n && samples >= 1,
+        "need 1 ≤ k ≤ n and at least one sample"
+    );
+    // The sampler is single-threaded Rust; one libtorch thread also keeps idle OpenMP
+    // workers from spinning on the cores during the timed loop.
+    tch::set_num_threads(1);
+    tch::manual_seed(1);
+    // Kernel over n random 64-dimensional points: full rank, eigenvalues spread widely.
+    let points = Tensor::randn([n as i64, 64], (Kind::Double, Device::Cpu));
+    let gram = points.matmul(&points.tr());
+    let kernel = kernel::node_kernel(
+        &Tensor::eye(n as i64, (Kind::Double, Device::Cpu)),
+        &InputMoments::Gram(gram),
+        KernelKind::Rbf { beta: 0.01, epsilon: 0.01 },
+    );
+    let start = Instant::now();
+    let dpp = kernel::decompose(&kernel)?;
+    let eig = start.elapsed().as_secs_f64();
+    let mut rng = seed::rng(1, "bench");
+    dpp.sample(k, &mut rng)?; // builds the eigenvalue table once
+    let (start, cpu_start) = (Instant::now(), thread_cpu_seconds());
+    for _ in 0..samples {
+        dpp.sample(k, &mut rng)?;
+    }
+    let per = start.elapsed().as_secs_f64() / samples as f64;
+    println!("k-DPP n = {n}, k = {k}, one thread: eigendecomposition {:.1} ms, then {:.2} ms per sample (mean of {samples} samples)", eig * 1e3, per * 1e3);
+    // On a busy machine wall time overstates the cost; the thread's CPU time does not.
+    if let (Some(a), Some(b)) = (cpu_start, thread_cpu_seconds()) {
+        println!(
+            "  CPU time of the sampling thread: {:.2} ms per sample",
+            (b - a) / samples as f64 * 1e3
+        );
+    }
+    Ok(Status::Ok)
 }
 
 /// CPU time of the calling thread so far, from Linux's `/proc/thread-self/schedstat` (None

@@ -199,7 +199,8 @@ fn merged_rows(
 ) -> Result<Merged> {
     let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
     writer.write_record(COLUMNS)?;
-    let mut merged = Merged { bytes: Vec::new(), recorded: 0, failed: Vec::new(), missing: Vec::new() };
+    let mut merged =
+        Merged { bytes: Vec::new(), recorded: 0, failed: Vec::new(), missing: Vec::new() };
     for (position, run) in plan.runs.iter().enumerate() {
         match chosen.get(&run.id) {
             Some((_, rows)) => {
