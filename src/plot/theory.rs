@@ -77,12 +77,12 @@ fn theorem1(table: &Table, obs: &[Obs], query: &Query) -> Result<Vec<Curve>> {
     let mut curves = Vec::new();
     if reweight("false") || !table.has("reweight") {
         let points = (lo..=hi).map(|kn| (kn as f64, theorem1_dpp_node(m, z, v_star, kn))).collect();
-        curves.push(Curve { label: "Theorem 1, eq. 5 (not reweighted)".into(), points, dash: 0 });
+        curves.push(Curve { label: "Theorem 1 (eq. 5)".into(), points, dash: 0 });
     }
     if reweight("true") {
         let points =
             (lo..=hi).map(|kn| (kn as f64, theorem1_dpp_node_reweighted(m, v_star, kn))).collect();
-        curves.push(Curve { label: "Theorem 1, eq. 6 (reweighted)".into(), points, dash: 1 });
+        curves.push(Curve { label: "Theorem 1 reweighted (eq. 6)".into(), points, dash: 1 });
     }
     Ok(curves)
 }
