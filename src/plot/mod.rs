@@ -433,7 +433,10 @@ e,ok,1,b,teacher_student,training,,,,,,2,0.4,noise_std=0.25
         for text in [TWO_NOISES.to_string(), new_format(TWO_NOISES)] {
             let t = table(&text);
             let err = figure(&t, &nodes(&["method"])).unwrap_err().to_string();
-            assert!(err.contains("differ in noise_std (0.0, 0.25)"), "{err}");
+            assert!(
+                err.starts_with("the rows with method=dpp_node differ in noise_std (0.0, 0.25)"),
+                "{err}"
+            );
             assert!(
                 err.contains("--where noise_std=0.0") && err.contains("--average-over noise_std"),
                 "{err}"

@@ -243,7 +243,9 @@ pub fn check_pooling(
         .filter(|c| !by.contains(c) && !average_over.contains(c))
         .collect();
     let mut first: HashMap<Vec<(String, String)>, &Row> = HashMap::new();
-    for o in obs {
+    // Series rows first: their difference is the one worth naming.
+    let (pruned, unpruned): (Vec<&Obs>, Vec<&Obs>) = obs.iter().partition(|o| o.unpruned.is_none());
+    for o in pruned.into_iter().chain(unpruned) {
         let key = group_key(o, by);
         let seen = *first.entry(key.clone()).or_insert(o.row);
         let differs = |c: &&String| {
