@@ -3,6 +3,7 @@ mod cli_run;
 mod common;
 mod mlp;
 mod models;
+mod plot;
 mod pruning;
 mod sweep;
 mod theory_vs_empirical;

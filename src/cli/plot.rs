@@ -1,42 +1,71 @@
-//! `prunelab plot`: draws a figure (SVG and/or PNG) from one or more results.csv files.
+//! `prunelab plot`: draws a figure (SVG, PNG and/or PDF) from one or more results.csv files.
 use super::Status;
-use crate::plot::{self, Query};
+use crate::plot::{self, Canvas, ClosedForm, Query, Table};
 use anyhow::{bail, Result};
 use std::path::PathBuf;
-
-/// Series split by default by these columns (those missing from the files are left out).
-const DEFAULT_BY: [&str; 3] = ["method", "reweight", "settings"];
 
 /// Draw a figure from results.csv files.
 ///
 /// Each point is the mean over runs (seeds) of the per-run mean over mask samples, with the
-/// standard deviation over runs as error bar (over mask samples when there is a single run).
-/// Unpruned rows (method `none`) are drawn as a dashed reference line. Only rows with status `ok`
-/// are used.
+/// standard deviation over runs as error bar (over mask samples when there is a single run); a
+/// caption under the plot says so with the counts. Unpruned rows (method `none`) are drawn as a
+/// dashed reference line. Only rows with status `ok` are used; MLP training rows (method
+/// `training`) only when `--where method=training` selects them.
+///
+/// Rows are only averaged over seeds and mask samples: rows of one series that differ in a
+/// setting (noise_std, lr, …, or method, reweight, experiment) are refused with a message naming
+/// it; split series by it (--by), keep one value (--where) or allow it (--average-over).
 #[derive(clap::Args)]
 #[command(after_help = "Examples:
-  prunelab plot runs/fig2a/results.csv --by method --out fig2a.svg --out fig2a.png
-  prunelab plot runs/fig2a/results.csv --where method=dpp_node,random_node --where reweight=true --out dpp.svg
-  prunelab plot runs/*/results.csv --y ge_theory --by method,settings --log-y --out theory.png
-  prunelab plot runs/mnist/results.csv --x achieved_fraction --y test_error --title MNIST --out mnist.png")]
+  prunelab plot runs/fig2c-node-methods/results.csv --by method,noise_std --out fig2c.svg --out fig2c.pdf
+  prunelab plot runs/fig2c-node-methods/results.csv --by method --where noise_std=0.25 --out sigma025.png
+  prunelab plot runs/fig2c-node-methods/results.csv --by method --average-over noise_std --out pooled.svg
+  prunelab plot runs/fig2a/results.csv --by method,reweight --color-by reweight --style-by method --jitter --out fig2a.png
+  prunelab plot runs/theorem1/results.csv --x keep_nodes --by reweight --theory --closed-form theorem1 --out theorem1.pdf
+  prunelab plot runs/mnist/results.csv --where method=training --by hidden --out training.png
+  prunelab plot runs/mnist/results.csv --x achieved_fraction --y test_error --title MNIST --width 500 --height 320 --font-size 10 --dpi 300 --out mnist.png")]
 pub struct Args {
     /// results.csv files; their rows are pooled.
     #[arg(required = true, value_name = "CSV")]
     csv: Vec<PathBuf>,
-    /// Column on the x axis.
-    #[arg(long, default_value = "keep_fraction", value_name = "COLUMN")]
-    x: String,
-    /// Column on the y axis (test_error is shown in percent).
-    #[arg(long, default_value = "ge_empirical", value_name = "COLUMN")]
-    y: String,
-    /// Columns whose values split the rows into series, comma-separated; '' for a single series
-    /// [default: method,reweight,settings, those present in the files]
+    /// Column on the x axis [default: keep_fraction; epoch for training rows].
+    #[arg(long, value_name = "COLUMN")]
+    x: Option<String>,
+    /// Column on the y axis; test_error is shown in percent [default: ge_empirical when the rows
+    /// have it, else test_error].
+    #[arg(long, value_name = "COLUMN")]
+    y: Option<String>,
+    /// Columns whose values split the rows into series, comma-separated; '' for a single series.
+    /// Settings are columns too, also in files that pack them in `settings` (noise_std, lr, …)
+    /// [default: method, reweight and every setting that varies among the rows].
     #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
     by: Option<Vec<String>>,
     /// Keep only rows where COLUMN is one of the VALUEs (repeatable; all must hold).
     #[arg(long = "where", value_name = "COLUMN=VALUE[,VALUE...]", value_parser = parse_filter)]
     filters: Vec<(String, String)>,
-    /// Title above the plot [default: the experiment names and the values all series share].
+    /// Allow averaging rows that differ in COLUMN (a setting, or method, reweight, …), e.g. two
+    /// noise levels; comma-separated or repeated.
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    average_over: Vec<String>,
+    /// Series colours follow this column [default: method, else the first --by column that
+    /// varies]; it is added to --by if missing.
+    #[arg(long, value_name = "COLUMN")]
+    color_by: Option<String>,
+    /// Series line styles (solid, dashed, …) follow this column [default: the next --by column
+    /// that varies]; it is added to --by if missing.
+    #[arg(long, value_name = "COLUMN")]
+    style_by: Option<String>,
+    /// Draw each series' mean ge_theory (ε computed from the pruned weights) as a dotted line.
+    #[arg(long)]
+    theory: bool,
+    /// Draw a closed form as lines: `theorem1` (paper eq. 5 and 6; needs --x keep_nodes, DPP node
+    /// rows and the settings teacher_hidden, student_hidden, v_star).
+    #[arg(long, value_name = "NAME")]
+    closed_form: Option<ClosedForm>,
+    /// Shift series sideways a little so their error bars stay apart (the caption says so).
+    #[arg(long)]
+    jitter: bool,
+    /// Title above the plot [default: what all rows share, in words, e.g. "teacher–student, σ = 0.25"].
     #[arg(long)]
     title: Option<String>,
     /// x axis label [default: from the column, e.g. "% of parameters kept"].
@@ -54,7 +83,19 @@ pub struct Args {
     /// Logarithmic y axis.
     #[arg(long)]
     log_y: bool,
-    /// Output file, .svg or .png (repeatable: --out fig.svg --out fig.png).
+    /// Width of the figure: pixels of the SVG (at 96 dpi), points of the PDF.
+    #[arg(long, default_value_t = 720.0, value_name = "UNITS", value_parser = positive)]
+    width: f64,
+    /// Height of the figure, as --width.
+    #[arg(long, default_value_t = 450.0, value_name = "UNITS", value_parser = positive)]
+    height: f64,
+    /// Resolution of PNG output: a PNG has width × dpi / 96 pixels across.
+    #[arg(long, default_value_t = 192.0, value_parser = positive)]
+    dpi: f64,
+    /// Size of tick and legend text in units; title and labels are a little larger.
+    #[arg(long, default_value_t = 12.0, value_name = "UNITS", value_parser = positive)]
+    font_size: f64,
+    /// Output file, .svg, .png or .pdf (repeatable: --out fig.svg --out fig.pdf).
     #[arg(long, required = true, value_name = "FILE")]
     out: Vec<PathBuf>,
 }
@@ -62,48 +103,73 @@ pub struct Args {
 pub fn run(args: Args) -> Result<Status> {
     for out in &args.out {
         let ext = out.extension().and_then(|e| e.to_str()).unwrap_or_default();
-        if !ext.eq_ignore_ascii_case("svg") && !ext.eq_ignore_ascii_case("png") {
-            bail!("--out {}: unknown figure format `{ext}` (use .svg or .png)", out.display());
+        if !["svg", "png", "pdf"].iter().any(|known| ext.eq_ignore_ascii_case(known)) {
+            bail!(
+                "--out {}: unknown figure format `{ext}` (use .svg, .png or .pdf)",
+                out.display()
+            );
         }
     }
-    let fraction = matches!(args.x.as_str(), "keep_fraction" | "achieved_fraction");
-    let percent = args.percent || (fraction && !args.no_percent);
-    let by = match args.by {
-        Some(by) => {
-            by.into_iter().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect()
-        }
-        None => default_by(&args.csv),
-    };
-    let query = Query {
-        x: args.x.clone(),
-        y: args.y.clone(),
-        by,
-        filters: args.filters,
-        x_scale: if percent { 100.0 } else { 1.0 },
-        y_scale: if args.y == "test_error" { 100.0 } else { 1.0 },
-    };
-    let mut fig = plot::aggregate(&args.csv, &query)?;
-    if let Some(title) = args.title {
-        fig.title = title;
+    let table = Table::load(&args.csv)?;
+    let query = query(&args, &table);
+    let mut fig = plot::figure(&table, &query)?;
+    if let Some(title) = &args.title {
+        fig.title.clone_from(title);
     }
-    if let Some(label) = args.x_label {
-        fig.x_label = label;
+    if let Some(label) = &args.x_label {
+        fig.x_label.clone_from(label);
     }
-    if let Some(label) = args.y_label {
-        fig.y_label = label;
+    if let Some(label) = &args.y_label {
+        fig.y_label.clone_from(label);
     }
     fig.log_y = args.log_y;
     if fig.dropped > 0 {
         eprintln!(
             "note: left out {} rows whose {} or {} is not a finite number",
-            fig.dropped, args.x, args.y
+            fig.dropped, query.x, query.y
         );
     }
+    let canvas =
+        Canvas { width: args.width, height: args.height, font_size: args.font_size, dpi: args.dpi };
     for out in &args.out {
-        plot::write(&fig, out)?;
+        plot::write(&fig, out, &canvas)?;
         eprintln!("wrote {}", out.display());
     }
     Ok(Status::Ok)
+}
+
+/// The query the options describe, with the defaults that depend on the rows.
+fn query(args: &Args, table: &Table) -> Query {
+    let training = args
+        .filters
+        .iter()
+        .any(|(c, v)| c == "method" && v.split(',').all(|m| m.trim() == plot::query::TRAINING));
+    let x =
+        args.x.clone().unwrap_or_else(|| if training { "epoch" } else { "keep_fraction" }.into());
+    let has_ge = table.rows.iter().any(|r| !r.get("ge_empirical").is_empty());
+    let y = args
+        .y
+        .clone()
+        .unwrap_or_else(|| if has_ge && !training { "ge_empirical" } else { "test_error" }.into());
+    let fraction = matches!(x.as_str(), "keep_fraction" | "achieved_fraction");
+    let percent = args.percent || (fraction && !args.no_percent);
+    let by = args
+        .by
+        .as_ref()
+        .map(|by| by.iter().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect());
+    Query {
+        by,
+        filters: args.filters.clone(),
+        average_over: args.average_over.iter().map(|c| c.trim().to_string()).collect(),
+        x_scale: if percent { 100.0 } else { 1.0 },
+        y_scale: if y == "test_error" { 100.0 } else { 1.0 },
+        color_by: args.color_by.clone(),
+        style_by: args.style_by.clone(),
+        theory: args.theory,
+        closed_form: args.closed_form,
+        jitter: args.jitter,
+        ..Query::new(&x, &y)
+    }
 }
 
 /// Parses `column=value[,value...]`.
@@ -116,18 +182,12 @@ fn parse_filter(text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// The default series columns present in every readable file (unreadable files are reported by
-/// the aggregation).
-fn default_by(paths: &[PathBuf]) -> Vec<String> {
-    let headers: Vec<csv::StringRecord> = paths
-        .iter()
-        .filter_map(|p| csv::Reader::from_path(p).ok()?.headers().ok().cloned())
-        .collect();
-    DEFAULT_BY
-        .iter()
-        .filter(|c| headers.iter().all(|h| h.iter().any(|name| name.trim() == **c)))
-        .map(|c| c.to_string())
-        .collect()
+/// Parses a positive, finite number.
+fn positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("expected a positive number, got `{text}`")),
+    }
 }
 
 #[cfg(test)]
@@ -152,12 +212,21 @@ mod tests {
     }
 
     #[test]
-    fn help_shows_examples() {
+    fn help_shows_the_options_and_examples() {
         let help = Cli::command().render_long_help().to_string();
-        assert!(
-            help.contains("Examples:") && help.contains("--out fig2a.svg --out fig2a.png"),
-            "{help}"
-        );
+        for text in [
+            "Examples:",
+            "--out fig2c.svg --out fig2c.pdf",
+            "--average-over",
+            "--closed-form theorem1",
+            "--color-by",
+            "--style-by",
+            "--jitter",
+            "--dpi",
+            "--font-size",
+        ] {
+            assert!(help.contains(text), "{text} missing from {help}");
+        }
     }
 
     #[test]
@@ -169,21 +238,35 @@ mod tests {
             "method,seed",
             "--where",
             "method=dpp_node,none",
+            "--average-over",
+            "noise_std,lr",
+            "--closed-form",
+            "theorem1",
+            "--width",
+            "300",
             "--out",
             "f.svg",
         ]);
         assert_eq!(args.csv.len(), 2);
         assert_eq!(args.by, Some(vec!["method".to_string(), "seed".to_string()]));
         assert_eq!(args.filters, [("method".to_string(), "dpp_node,none".to_string())]);
+        assert_eq!(args.average_over, ["noise_std", "lr"]);
+        assert_eq!(
+            (args.closed_form, args.width, args.height),
+            (Some(ClosedForm::Theorem1), 300.0, 450.0)
+        );
         assert!(Cli::try_parse_from(["plot", "a.csv", "--where", "method"]).is_err());
+        assert!(Cli::try_parse_from(["plot", "a.csv", "--closed-form", "eq9", "--out", "f.svg"])
+            .is_err());
+        assert!(Cli::try_parse_from(["plot", "a.csv", "--dpi", "0", "--out", "f.svg"]).is_err());
         assert!(Cli::try_parse_from(["plot", "--out", "x.svg"]).is_err(), "a CSV is required");
         assert!(Cli::try_parse_from(["plot", "a.csv"]).is_err(), "--out is required");
     }
 
     #[test]
-    fn writes_every_output_with_percent_axes() {
+    fn writes_every_output_with_percent_axes_and_readable_labels() {
         let dir = scratch("cli");
-        let (svg, png) = (dir.join("fig.svg"), dir.join("fig.png"));
+        let (svg, png, pdf) = (dir.join("fig.svg"), dir.join("fig.png"), dir.join("fig.pdf"));
         let args = parse(&[
             &example(),
             "--where",
@@ -192,43 +275,60 @@ mod tests {
             svg.to_str().unwrap(),
             "--out",
             png.to_str().unwrap(),
+            "--out",
+            pdf.to_str().unwrap(),
         ]);
         run(args).unwrap();
         let text = std::fs::read_to_string(&svg).unwrap();
         assert_eq!(
-            text.matches("<polyline").count(),
+            text.matches(r#"class="mean""#).count(),
             3,
             "random, importance and dpp without reweighting"
         );
         assert!(text.contains(">% of parameters kept<") && text.contains(">90<"));
-        assert!(text.contains(">random_node<") && text.contains(">unpruned<"));
+        assert!(text.contains(">random node<") && text.contains(">DPP node<"));
+        assert!(text.contains(">unpruned<"));
+        assert!(text.contains(">teacher–student, σ = 0.25<"), "shared values go to the title");
         assert!(
-            text.contains(">fig2a (reweight=false, noise_std=0.25)<"),
-            "shared values go to the title"
+            text.contains(
+                ">points: mean over 3 seeds of the mean over 10 masks; bars: ±1 sd over seeds<"
+            ),
+            "{text}"
         );
         assert!(std::fs::metadata(&png).unwrap().len() > 1000);
+        assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF"));
     }
 
     #[test]
     fn bad_outputs_fail_before_any_work() {
         let dir = scratch("cli-bad");
         let svg = dir.join("fig.svg");
-        let args = parse(&[&example(), "--out", svg.to_str().unwrap(), "--out", "fig.pdf"]);
-        let Err(err) = run(args) else { panic!("a .pdf output must be refused") };
+        let args = parse(&[&example(), "--out", svg.to_str().unwrap(), "--out", "fig.eps"]);
+        let Err(err) = run(args) else { panic!("a .eps output must be refused") };
         let err = err.to_string();
-        assert!(err.contains("fig.pdf") && err.contains("`pdf`"), "{err}");
+        assert!(err.contains("fig.eps") && err.contains("`eps`"), "{err}");
         assert!(!svg.exists());
     }
 
     #[test]
-    fn default_series_columns_skip_missing_ones() {
-        let path = scratch("cli-by").join("results.csv");
+    fn defaults_follow_the_rows() {
+        let path = scratch("cli-defaults").join("results.csv");
         std::fs::write(
             &path,
-            "seed,run_id,status,method,keep_fraction,ge_empirical\n1,a,ok,dpp_node,0.5,1\n",
+            "seed,run_id,status,method,keep_fraction,ge_empirical,test_error,epoch\n\
+             1,a,ok,none,1.0,,0.1,3\n1,a,ok,training,,,0.2,1\n",
         )
         .unwrap();
-        assert_eq!(default_by(std::slice::from_ref(&path)), ["method"]);
-        assert_eq!(default_by(&[PathBuf::from(example()), path]), ["method"]);
+        let table = Table::load(std::slice::from_ref(&path)).unwrap();
+        let q = query(&parse(&["x.csv", "--out", "f.svg"]), &table);
+        assert_eq!(
+            (q.x.as_str(), q.y.as_str(), q.x_scale, q.y_scale),
+            ("keep_fraction", "test_error", 100.0, 100.0)
+        );
+        let q = query(&parse(&["x.csv", "--where", "method=training", "--out", "f.svg"]), &table);
+        assert_eq!((q.x.as_str(), q.y.as_str(), q.x_scale), ("epoch", "test_error", 1.0));
+        let table = Table::load(&[PathBuf::from(example())]).unwrap();
+        let q = query(&parse(&["x.csv", "--out", "f.svg"]), &table);
+        assert_eq!((q.y.as_str(), q.by), ("ge_empirical", None));
     }
 }

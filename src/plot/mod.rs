@@ -1,20 +1,26 @@
-//! Plotting: turns tidy `results.csv` files into a [`Figure`] (this file: loading and
-//! aggregation) and writes it as SVG ([`svg`], drawn by hand) or PNG ([`png`], the same SVG
-//! rasterised by `resvg`). Nothing here depends on `tch`.
+//! Plotting: turns tidy `results.csv` files into a [`Figure`] and writes it as SVG ([`svg`],
+//! drawn by hand), PNG ([`png`], the SVG rasterised by `resvg`) or PDF ([`pdf`], the SVG
+//! converted by `svg2pdf`). Nothing here depends on `tch`.
+//!
+//! The way from files to a figure, one module per step:
+//!
+//! 1. [`table`] reads the files; every setting is a column (packed `settings` cells are split);
+//! 2. [`query`] keeps the rows the filters select (not MLP training rows unless asked for) and
+//!    refuses to pool rows that differ in a setting (the **pooling rule**, see there);
+//! 3. [`aggregate`] averages them (rule below);
+//! 4. [`labels`] names things in words ("DPP node", "σ = 0.25") and writes title and caption;
+//! 5. [`theory`] adds closed forms as lines.
 //!
 //! # Aggregation rule
 //!
-//! Columns are looked up by name in each file's header; unknown columns are ignored. A row is used
-//! when its `status` is `ok`, every filter holds and its x and y cells are non-empty. On unpruned
-//! rows an empty cell passes any filter (it means "not applicable"), so `--where reweight=true`
-//! keeps the reference. Cells that are not finite numbers (`NaN` from a diverged run) are dropped
-//! and counted in [`Figure::dropped`]. x and y are multiplied by [`Query::x_scale`] and
-//! [`Query::y_scale`].
+//! A row is used when its `status` is `ok`, every filter holds and its x and y cells are
+//! non-empty. On unpruned rows an empty cell passes any filter (it means "not applicable"), so
+//! `--where reweight=true` keeps the reference. Cells that are not finite numbers (`NaN` from a
+//! diverged run) are dropped and counted in [`Figure::dropped`]. x and y are multiplied by
+//! [`Query::x_scale`] and [`Query::y_scale`].
 //!
-//! Rows are grouped into series by the values of the [`Query::by`] columns, in order of first
-//! appearance. A series' label joins its values (`dpp_node, reweight=true, noise_std=0.25`;
-//! booleans and numbers as `column=value`, empty values left out); values that all series share
-//! move from the labels to the title. Within a series, for each x:
+//! Rows are grouped into series by the values of the `by` columns, in order of first
+//! appearance. Within a series, for each x:
 //!
 //! 1. the y values are averaged over mask samples within each run (rows sharing `seed` and
 //!    `run_id`);
@@ -27,27 +33,47 @@
 //! `by` columns other than `method`, and each group's mean y (steps 1–2, x ignored) becomes a
 //! [`Reference`]: a dashed horizontal line labelled `unpruned`, or `unpruned, <group>` when there
 //! are several groups (e.g. two noise levels).
+pub mod aggregate;
+mod axis;
+pub mod labels;
+mod legend;
+pub mod pdf;
 pub mod png;
+pub mod query;
 pub mod svg;
+pub mod table;
+pub mod theory;
 
-use anyhow::{bail, Context, Result};
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+pub use query::Query;
+pub use table::Table;
+pub use theory::{ClosedForm, Curve};
 
-/// One aggregated point: the mean of y at `x`, its spread `err` and the number of rows used.
+use aggregate::Key;
+use anyhow::{bail, Result};
+use query::Obs;
+use std::path::Path;
+
+/// One aggregated point: the mean of y at `x`, its spread `err`, the number of rows and runs
+/// used, and the mean `ge_theory` of those rows when asked for.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Point {
     pub x: f64,
     pub mean: f64,
     pub err: f64,
     pub n: usize,
+    pub runs: usize,
+    pub theory: Option<f64>,
 }
 
-/// One line of the plot; `points` are sorted by x.
+/// One line of the plot; `points` are sorted by x. `colour`, `dash` and `marker` number the
+/// palette entries, line styles and marker shapes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Series {
     pub label: String,
     pub points: Vec<Point>,
+    pub colour: usize,
+    pub dash: usize,
+    pub marker: usize,
 }
 
 /// A horizontal dashed line across the plot, e.g. the unpruned network's error.
@@ -64,211 +90,186 @@ pub struct Figure {
     pub title: String,
     pub x_label: String,
     pub y_label: String,
+    /// Drawn under the plot: what points and error bars are; empty for none.
+    pub caption: String,
     pub series: Vec<Series>,
     pub reference: Vec<Reference>,
+    /// Theory lines (closed forms).
+    pub curves: Vec<Curve>,
     pub log_y: bool,
+    /// Shift series sideways a little so their error bars stay apart.
+    pub jitter: bool,
     /// Rows skipped because their x or y was not a finite number (NaN, inf).
     pub dropped: usize,
 }
 
-/// What to plot from the CSV files.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Query {
-    /// Column for the x axis.
-    pub x: String,
-    /// Column for the y axis.
-    pub y: String,
-    /// Columns whose values split rows into series (empty: a single series).
-    pub by: Vec<String>,
-    /// `(column, value)`: all must hold; a value may be a comma list meaning any of them. Numbers
-    /// compare by value (`1` matches `1.0`), everything else exactly; an empty value matches empty
-    /// cells.
-    pub filters: Vec<(String, String)>,
-    /// x is multiplied by this (100 for percent).
-    pub x_scale: f64,
-    /// y is multiplied by this (100 for percent).
-    pub y_scale: f64,
+/// Size and type of the drawing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Canvas {
+    /// In SVG units: pixels in SVG and PNG (at 96 dpi), points in PDF.
+    pub width: f64,
+    pub height: f64,
+    /// Size of tick and legend text; labels and title are a little larger.
+    pub font_size: f64,
+    /// Resolution of PNG output: pixels = units × dpi / 96.
+    pub dpi: f64,
 }
 
-impl Query {
-    /// A query with no grouping, no filters and unit scales.
-    pub fn new(x: &str, y: &str) -> Self {
-        Query {
-            x: x.into(),
-            y: y.into(),
-            by: Vec::new(),
-            filters: Vec::new(),
-            x_scale: 1.0,
-            y_scale: 1.0,
-        }
+impl Default for Canvas {
+    fn default() -> Self {
+        Canvas { width: 720.0, height: 450.0, font_size: 12.0, dpi: 192.0 }
     }
 }
 
-/// The method values of unpruned networks' rows: the trained network, and the teacher-student
-/// student after row normalisation (the network the masks are applied to).
-const UNPRUNED: [&str; 2] = ["none", "normalized"];
-
-/// A readable axis label for `column` with its values multiplied by `scale`.
-pub fn axis_label(column: &str, scale: f64) -> String {
-    let percent = scale == 100.0;
-    match column {
-        "keep_fraction" | "achieved_fraction" if percent => "% of parameters kept".into(),
-        "keep_fraction" | "achieved_fraction" if scale == 1.0 => {
-            "fraction of parameters kept".into()
-        }
-        "ge_empirical" if scale == 1.0 => "generalisation error ε̂ (½·MSE)".into(),
-        "ge_theory" if scale == 1.0 => "ε (closed form)".into(),
-        "test_error" if percent => "test error (%)".into(),
-        "test_error" if scale == 1.0 => "test error".into(),
-        _ if scale == 1.0 => column.into(),
-        _ if percent => format!("{column} (%)"),
-        _ => format!("{column} (×{scale})"),
-    }
-}
-
-/// Reads `csv_paths`, keeps the rows `query` selects and aggregates them into a figure (see the
-/// module docs for the rule). Axis labels come from [`axis_label`]; the title lists the
-/// `experiment` values found and, in parentheses, the `by` values all series share.
-pub fn aggregate(csv_paths: &[PathBuf], query: &Query) -> Result<Figure> {
-    let mut groups = Groups::default();
-    let mut experiments: Vec<String> = Vec::new();
-    let mut matched = 0;
-    let mut dropped = 0;
-    for path in csv_paths {
-        let mut reader = csv::ReaderBuilder::new()
-            .trim(csv::Trim::All)
-            .from_path(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let header = reader.headers().with_context(|| format!("cannot read {}", path.display()))?;
-        let columns = Columns::new(header, path, query)?;
-        for record in reader.records() {
-            let record = record.with_context(|| format!("cannot read {}", path.display()))?;
-            let cell = |i: usize| record.get(i).unwrap_or("");
-            let unpruned_kind = columns.method.map(cell).filter(|m| UNPRUNED.contains(m));
-            let unpruned = unpruned_kind.is_some();
-            // Unpruned rows leave pruning columns (reweight, …) empty: not applicable, so a
-            // filter on such a column keeps them.
-            let keep = |(&i, (_, wanted)): (&usize, &(String, String))| {
-                matches(cell(i), wanted) || (unpruned && cell(i).is_empty())
-            };
-            if cell(columns.status) != "ok" || !columns.filters.iter().zip(&query.filters).all(keep)
-            {
-                continue;
-            }
-            matched += 1;
-            let (x, y) = (cell(columns.x), cell(columns.y));
-            if y.is_empty() || (x.is_empty() && !unpruned) {
-                continue;
-            }
-            let line = record.position().map_or(0, |p| p.line());
-            let number = |text: &str, column: &str| {
-                text.parse::<f64>().with_context(|| {
-                    format!(
-                        "{} line {line}: column `{column}` holds `{text}`, not a number",
-                        path.display()
-                    )
-                })
-            };
-            let y = number(y, &query.y)? * query.y_scale;
-            let x = if unpruned { 0.0 } else { number(x, &query.x)? * query.x_scale };
-            if !x.is_finite() || !y.is_finite() {
-                dropped += 1;
-                continue;
-            }
-            if let Some(i) = columns.experiment {
-                if !experiments.iter().any(|e| e == cell(i)) && !cell(i).is_empty() {
-                    experiments.push(cell(i).to_string());
-                }
-            }
-            let run = (cell(columns.seed).to_string(), cell(columns.run_id).to_string());
-            let by: Vec<(&str, &str)> =
-                query.by.iter().zip(&columns.by).map(|(c, &i)| (c.as_str(), cell(i))).collect();
-            if let Some(kind) = unpruned_kind {
-                let mut by = by.into_iter().filter(|&(c, _)| c != "method").collect::<Vec<_>>();
-                if kind != UNPRUNED[0] {
-                    by.insert(0, ("rows", "normalised"));
-                }
-                groups.reference(parts(&by)).push(run, y);
-            } else {
-                // `+ 0.0` turns -0 into +0, so both land on one point.
-                groups.series(parts(&by)).entry((x + 0.0).to_bits()).push(run, y);
-            }
-        }
-    }
-    let described = describe(csv_paths, query);
-    if matched == 0 {
-        bail!("no rows left after filtering {described}");
-    }
-    if groups.series.is_empty() && !groups.reference.is_empty() {
-        bail!("only unpruned (method=none) rows are left after filtering {described}");
-    }
-    if groups.series.is_empty() {
-        bail!(
-            "no rows with both `{}` and `{}` values are left after filtering {described}",
-            query.x,
-            query.y
-        );
-    }
-
-    let (reference_keys, reference_runs): (Vec<_>, Vec<_>) = groups.reference.into_iter().unzip();
-    let (reference_labels, _) = distinct_labels(&reference_keys);
-    let several = reference_keys.len() > 1;
-    let reference = reference_labels
+/// The figure `query` describes from the rows of `table` (see the module docs).
+pub fn figure(table: &Table, query: &Query) -> Result<Figure> {
+    let selection = query::select(table, query)?;
+    let obs = &selection.obs;
+    let by = resolve_by(table, obs, query)?;
+    query::check_pooling(table, obs, &by, &query.average_over)?;
+    let groups = aggregate::aggregate(obs, &by);
+    let keys: Vec<Key> = groups.series.iter().map(|g| g.key.clone()).collect();
+    let (labels, shared) = labels::series_labels(&keys);
+    let styles = styles(&keys, query);
+    let series = groups
+        .series
         .into_iter()
-        .zip(reference_runs)
-        .map(|(group, runs)| Reference {
-            label: if several && !group.is_empty() {
-                format!("unpruned, {group}")
-            } else {
-                "unpruned".into()
-            },
-            y: runs.summary().0,
+        .zip(labels)
+        .zip(styles)
+        .map(|((group, label), (colour, dash, marker))| Series {
+            label: if label.is_empty() { query.y.clone() } else { label },
+            points: group.points,
+            colour,
+            dash,
+            marker,
         })
         .collect();
-    let (series_keys, series_points): (Vec<_>, Vec<_>) = groups.series.into_iter().unzip();
-    let (labels, common) = distinct_labels(&series_keys);
-    let series = labels
-        .into_iter()
-        .zip(series_points)
-        .map(|(label, by_x)| {
-            let mut points: Vec<Point> = by_x
-                .into_iter()
-                .map(|(x, runs)| {
-                    let (mean, err, n) = runs.summary();
-                    Point { x: f64::from_bits(x), mean, err, n }
-                })
-                .collect();
-            points.sort_by(|a, b| a.x.total_cmp(&b.x));
-            let label = if label.is_empty() { query.y.clone() } else { label };
-            Series { label, points }
-        })
-        .collect();
-    let title = match (experiments.join(", "), common) {
-        (experiments, common) if common.is_empty() => experiments,
-        (experiments, common) if experiments.is_empty() => common,
-        (experiments, common) => format!("{experiments} ({common})"),
+    let curves = match query.closed_form {
+        Some(form) => theory::closed_form(form, table, obs, query)?,
+        None => Vec::new(),
     };
     Ok(Figure {
-        title,
-        x_label: axis_label(&query.x, query.x_scale),
-        y_label: axis_label(&query.y, query.y_scale),
+        title: labels::title(&[title_parts(table, obs), shared].concat()),
+        x_label: labels::axis_label(&query.x, query.x_scale),
+        y_label: labels::axis_label(&query.y, query.y_scale),
+        caption: caption(&groups.stats, query),
         series,
-        reference,
+        reference: references(&groups.reference),
+        curves,
         log_y: false,
-        dropped,
+        jitter: query.jitter,
+        dropped: selection.dropped,
     })
 }
 
-/// Writes `fig` to `path` atomically, as SVG or PNG by the extension (`.svg`, `.png`).
-pub fn write(fig: &Figure, path: &Path) -> Result<()> {
+/// The `by` columns: as given or [`query::default_by`], plus the colour and style columns.
+fn resolve_by(table: &Table, obs: &[Obs], query: &Query) -> Result<Vec<String>> {
+    let mut by = query.by.clone().unwrap_or_else(|| query::default_by(table, obs));
+    for column in query.color_by.iter().chain(&query.style_by) {
+        table.require(column)?;
+        if !by.contains(column) {
+            by.push(column.clone());
+        }
+    }
+    Ok(by)
+}
+
+/// `(colour, dash, marker)` of each series: colour follows `--color-by` (default `method`, or
+/// the first column that tells series apart), the dash `--style-by` (default the next such
+/// column), the marker the remaining columns (or the colour when there are none).
+fn styles(keys: &[Key], query: &Query) -> Vec<(usize, usize, usize)> {
+    let columns: Vec<&str> =
+        keys.first().map_or_else(Vec::new, |k| k.iter().map(|(c, _)| c.as_str()).collect());
+    let varies = |c: &&str| keys.iter().any(|k| value(k, c) != value(&keys[0], c));
+    let varying: Vec<&str> = columns.iter().copied().filter(varies).collect();
+    let colour = query.color_by.as_deref().or_else(|| {
+        varying.iter().copied().find(|&c| c == "method").or_else(|| varying.first().copied())
+    });
+    let style =
+        query.style_by.as_deref().or_else(|| varying.iter().copied().find(|&c| Some(c) != colour));
+    let rest: Vec<&str> =
+        varying.into_iter().filter(|&c| Some(c) != colour && Some(c) != style).collect();
+    let index = |pick: &dyn Fn(&Key) -> Vec<String>| -> Vec<usize> {
+        let mut seen: Vec<Vec<String>> = Vec::new();
+        keys.iter()
+            .map(|k| {
+                let v = pick(k);
+                seen.iter().position(|s| *s == v).unwrap_or_else(|| {
+                    seen.push(v);
+                    seen.len() - 1
+                })
+            })
+            .collect()
+    };
+    let colours = index(&|k| colour.map(|c| value(k, c)).into_iter().collect());
+    let dashes = index(&|k| style.map(|c| value(k, c)).into_iter().collect());
+    let markers = if rest.is_empty() {
+        colours.clone()
+    } else {
+        index(&|k| rest.iter().map(|c| value(k, c)).collect())
+    };
+    (0..keys.len()).map(|i| (colours[i], dashes[i], markers[i])).collect()
+}
+
+/// The value of `column` in `key` ("" when absent).
+fn value(key: &Key, column: &str) -> String {
+    key.iter().find(|(c, _)| c == column).map_or_else(String::new, |(_, v)| v.clone())
+}
+
+/// What all rows share, in words, for the title: the task, the method and reweighting of the
+/// pruned rows, and the headline settings (N, M, K, v*, σ, …).
+fn title_parts(table: &Table, obs: &[Obs]) -> Vec<String> {
+    let pruned: Vec<&Obs> = obs.iter().filter(|o| o.unpruned.is_none()).collect();
+    let shared = |rows: &[&Obs], column: &str| -> Option<String> {
+        let first = rows.first()?.row.get(column);
+        rows.iter().all(|o| o.row.get(column) == first).then(|| labels::part(column, first))
+    };
+    let all: Vec<&Obs> = obs.iter().collect();
+    let settings = table.settings().into_iter().filter(|c| labels::is_headline(c));
+    let mut parts: Vec<String> = shared(&all, "task").into_iter().collect();
+    parts.extend(["method", "reweight"].iter().filter_map(|c| shared(&pruned, c)));
+    parts.extend(settings.filter_map(|c| shared(&all, &c)));
+    parts
+}
+
+/// The caption: what points and bars are, plus the sideways shift and theory lines when drawn.
+fn caption(stats: &aggregate::Stats, query: &Query) -> String {
+    let mut text = labels::caption(stats, &query.average_over);
+    if query.theory {
+        text.push_str("; dotted: mean ge_theory (closed-form ε of the same pruned networks)");
+    }
+    if query.jitter {
+        text.push_str("; series shifted sideways by a few px to keep bars apart");
+    }
+    text
+}
+
+/// Reference lines of the unpruned groups: "unpruned", or "unpruned, <what differs>".
+fn references(groups: &[(Key, f64)]) -> Vec<Reference> {
+    let keys: Vec<Key> = groups.iter().map(|(k, _)| k.clone()).collect();
+    let (labels, _) = labels::series_labels(&keys);
+    let single = groups.len() == 1;
+    groups
+        .iter()
+        .zip(labels)
+        .map(|((key, y), label)| {
+            let label = if single { labels::part("rows", &value(key, "rows")) } else { label };
+            Reference { label: labels::reference_label(&label), y: *y }
+        })
+        .collect()
+}
+
+/// Writes `fig` to `path` atomically, as SVG, PNG or PDF by the extension.
+pub fn write(fig: &Figure, path: &Path, canvas: &Canvas) -> Result<()> {
     if fig.log_y && !fig.series.iter().flat_map(|s| &s.points).any(|p| p.mean > 0.0) {
         bail!("cannot write {}: a log y axis needs positive values", path.display());
     }
     let bytes = match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase) {
-        Some(ext) if ext == "svg" => svg::render_svg(fig).into_bytes(),
-        Some(ext) if ext == "png" => png::render_png(fig)?,
+        Some(ext) if ext == "svg" => svg::render_svg(fig, canvas).into_bytes(),
+        Some(ext) if ext == "png" => png::render_png(fig, canvas)?,
+        Some(ext) if ext == "pdf" => pdf::render_pdf(fig, canvas)?,
         other => bail!(
-            "cannot write {}: unknown figure format `{}` (use .svg or .png)",
+            "cannot write {}: unknown figure format `{}` (use .svg, .png or .pdf)",
             path.display(),
             other.unwrap_or_default()
         ),
@@ -276,192 +277,10 @@ pub fn write(fig: &Figure, path: &Path) -> Result<()> {
     crate::files::write_atomic(path, &bytes)
 }
 
-/// Column indices in one file's header.
-struct Columns {
-    x: usize,
-    y: usize,
-    seed: usize,
-    run_id: usize,
-    status: usize,
-    by: Vec<usize>,
-    filters: Vec<usize>,
-    method: Option<usize>,
-    experiment: Option<usize>,
-}
-
-impl Columns {
-    fn new(header: &csv::StringRecord, path: &Path, query: &Query) -> Result<Self> {
-        let find = |name: &str| header.iter().position(|h| h == name);
-        let need = |name: &str| {
-            find(name).with_context(|| {
-                format!(
-                    "{} has no column `{name}` (its columns: {})",
-                    path.display(),
-                    header.iter().collect::<Vec<_>>().join(", ")
-                )
-            })
-        };
-        Ok(Columns {
-            x: need(&query.x)?,
-            y: need(&query.y)?,
-            seed: need("seed")?,
-            run_id: need("run_id")?,
-            status: need("status")?,
-            by: query.by.iter().map(|c| need(c)).collect::<Result<_>>()?,
-            filters: query.filters.iter().map(|(c, _)| need(c)).collect::<Result<_>>()?,
-            method: find("method"),
-            experiment: find("experiment"),
-        })
-    }
-}
-
-/// Whether `cell` equals one of the comma-separated `wanted` values (numbers by value).
-fn matches(cell: &str, wanted: &str) -> bool {
-    wanted.split(',').map(str::trim).any(|w| {
-        w == cell || matches!((w.parse::<f64>(), cell.parse::<f64>()), (Ok(a), Ok(b)) if a == b)
-    })
-}
-
-/// Label parts from `(column, value)` pairs, e.g. `dpp_node`, `reweight=true`,
-/// `noise_std=0.25`: values that would read ambiguously alone (booleans, numbers) get their column
-/// name; empty values give empty parts.
-fn parts(by: &[(&str, &str)]) -> Vec<String> {
-    by.iter()
-        .map(|&(c, v)| {
-            let bare = v.contains('=')
-                || !(v.eq_ignore_ascii_case("true")
-                    || v.eq_ignore_ascii_case("false")
-                    || v.parse::<f64>().is_ok());
-            if bare || v.is_empty() {
-                v.to_string()
-            } else {
-                format!("{c}={v}")
-            }
-        })
-        .collect()
-}
-
-/// Labels for groups keyed by label parts, parts joined by ", ". With several groups, parts that
-/// all groups share are left out of the labels and returned, joined, as the second value (they
-/// go into the title); a single group keeps its whole label.
-fn distinct_labels(keys: &[Vec<String>]) -> (Vec<String>, String) {
-    let join = |parts: &mut dyn Iterator<Item = &String>| {
-        parts.filter(|p| !p.is_empty()).cloned().collect::<Vec<_>>().join(", ")
-    };
-    let shared: Vec<bool> = match keys {
-        [first, _, ..] => (0..first.len()).map(|i| keys.iter().all(|k| k[i] == first[i])).collect(),
-        _ => Vec::new(),
-    };
-    let labels = keys
-        .iter()
-        .map(|k| {
-            join(
-                &mut k
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| !shared.get(*i).unwrap_or(&false))
-                    .map(|(_, p)| p),
-            )
-        })
-        .collect();
-    let common = keys.first().map_or_else(String::new, |k| {
-        join(&mut k.iter().zip(&shared).filter(|(_, &s)| s).map(|(p, _)| p))
-    });
-    (labels, common)
-}
-
-/// The files and the filters as the user wrote them, for error messages.
-fn describe(paths: &[PathBuf], query: &Query) -> String {
-    let filters: Vec<String> = std::iter::once("status=ok".to_string())
-        .chain(query.filters.iter().map(|(c, v)| format!("{c}={v}")))
-        .collect();
-    let files: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-    format!("{} by {}", files.join(", "), filters.join(", "))
-}
-
-/// Rows accumulated while reading, keyed by label and kept in order of first appearance.
-#[derive(Default)]
-struct Groups {
-    /// label parts → x (as bits) → runs.
-    series: Ordered<Vec<String>, Ordered<u64, Runs>>,
-    reference: Ordered<Vec<String>, Runs>,
-}
-
-impl Groups {
-    fn series(&mut self, key: Vec<String>) -> &mut Ordered<u64, Runs> {
-        self.series.entry(key)
-    }
-
-    fn reference(&mut self, key: Vec<String>) -> &mut Runs {
-        self.reference.entry(key)
-    }
-}
-
-/// A small insertion-ordered map.
-struct Ordered<K, V> {
-    items: Vec<(K, V)>,
-    index: HashMap<K, usize>,
-}
-
-impl<K, V> Default for Ordered<K, V> {
-    fn default() -> Self {
-        Ordered { items: Vec::new(), index: HashMap::new() }
-    }
-}
-
-impl<K: std::hash::Hash + Eq + Clone, V: Default> Ordered<K, V> {
-    fn entry(&mut self, key: K) -> &mut V {
-        let i = *self.index.entry(key.clone()).or_insert_with(|| {
-            self.items.push((key, V::default()));
-            self.items.len() - 1
-        });
-        &mut self.items[i].1
-    }
-
-    fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-}
-
-impl<K, V> IntoIterator for Ordered<K, V> {
-    type Item = (K, V);
-    type IntoIter = std::vec::IntoIter<(K, V)>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.items.into_iter()
-    }
-}
-
-/// The y values at one point, per run (`(seed, run_id)`), runs in order of first appearance.
-#[derive(Default)]
-struct Runs(Ordered<(String, String), Vec<f64>>);
-
-impl Runs {
-    fn push(&mut self, run: (String, String), y: f64) {
-        self.0.entry(run).push(y);
-    }
-
-    /// `(mean, err, n)` by the module's aggregation rule.
-    fn summary(&self) -> (f64, f64, usize) {
-        let n = self.0.items.iter().map(|(_, ys)| ys.len()).sum();
-        let (mean, std) = match self.0.items.as_slice() {
-            [(_, ys)] => mean_std(ys),
-            runs => mean_std(&runs.iter().map(|(_, ys)| mean_std(ys).0).collect::<Vec<_>>()),
-        };
-        (mean, std, n)
-    }
-}
-
-/// Mean and population standard deviation of a non-empty slice.
-fn mean_std(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
-    (mean, var.sqrt())
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     /// A fresh, empty scratch folder for one test.
     pub(crate) fn scratch(name: &str) -> PathBuf {
@@ -473,18 +292,14 @@ pub(crate) mod tests {
         dir
     }
 
-    /// Writes `text` as `name` in a scratch folder and returns its path.
-    fn csv_file(test: &str, text: &str) -> PathBuf {
-        let path = scratch(test).join("results.csv");
-        std::fs::write(&path, text).unwrap();
-        path
-    }
+    /// The example results file, relative to the crate root.
+    pub(crate) const EXAMPLE: &str = "src/plot/testdata/example_results.csv";
 
     /// 2 seeds × 2 masks of dpp_node at two x values, one unpruned row per seed, a failed row, and
     /// a random_node series with one seed. Columns deliberately out of the usual order, plus an
-    /// unknown one.
+    /// unknown metric.
     const TINY: &str = "\
-status,seed,run_id,method,reweight,keep_fraction,mask_sample,ge_empirical,extra,settings
+status,seed,run_id,method,reweight,keep_fraction,mask_sample,ge_empirical,val_error,settings
 ok,1,a,dpp_node,true,0.5,0,1.0,x,noise_std=0.25
 ok,1,a,dpp_node,true,0.5,1,3.0,x,noise_std=0.25
 ok,2,b,dpp_node,true,0.5,0,5.0,x,noise_std=0.25
@@ -500,60 +315,101 @@ ok,1,a,random_node,false,0.5,1,4.0,x,noise_std=0.25
 ok,1,a,random_node,false,0.5,2,9.0,x,noise_std=0.25
 ";
 
+    /// Two noise levels (old format: packed settings), one seed, dpp_node only, plus an unpruned
+    /// row per level and two MLP-style training rows.
+    const TWO_NOISES: &str = "\
+experiment,status,seed,run_id,task,method,reweight,keep_nodes,mask_sample,ge_empirical,ge_theory,epoch,test_error,settings
+e,ok,1,a,teacher_student,none,,6,,0.1,0.1,,,noise_std=0.0
+e,ok,1,a,teacher_student,dpp_node,false,1,0,2.0,1.9,,,noise_std=0.0
+e,ok,1,a,teacher_student,dpp_node,false,2,0,1.0,0.9,,,noise_std=0.0
+e,ok,1,b,teacher_student,none,,6,,0.3,0.3,,,noise_std=0.25
+e,ok,1,b,teacher_student,dpp_node,false,1,0,4.0,3.9,,,noise_std=0.25
+e,ok,1,b,teacher_student,dpp_node,false,2,0,3.0,2.9,,,noise_std=0.25
+e,ok,1,b,teacher_student,training,,,,,,1,0.5,noise_std=0.25
+e,ok,1,b,teacher_student,training,,,,,,2,0.4,noise_std=0.25
+";
+
+    /// The same rows with the settings as columns (the newer results.csv) and the fixed
+    /// Theorem-1 settings recorded.
+    fn new_format(text: &str) -> String {
+        let mut lines = text.lines();
+        let header = lines.next().unwrap();
+        let mut out = format!("{header},noise_std,teacher_hidden,student_hidden,v_star\n");
+        for line in lines {
+            let noise = line.rsplit("noise_std=").next().unwrap();
+            out.push_str(&format!("{line},{noise},2,6,4.0\n"));
+        }
+        out
+    }
+
+    fn table(text: &str) -> Table {
+        Table::from_text(Path::new("results.csv"), text).unwrap()
+    }
+
     fn query(by: &[&str]) -> Query {
         Query {
-            by: by.iter().map(|s| s.to_string()).collect(),
+            by: Some(by.iter().map(|s| s.to_string()).collect()),
             ..Query::new("keep_fraction", "ge_empirical")
         }
+    }
+
+    fn nodes(by: &[&str]) -> Query {
+        Query { x: "keep_nodes".into(), ..query(by) }
     }
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12
     }
 
+    fn labels(fig: &Figure) -> Vec<&str> {
+        fig.series.iter().map(|s| s.label.as_str()).collect()
+    }
+
     #[test]
     fn means_over_masks_then_runs_with_population_std() {
-        let path = csv_file("means", TINY);
-        let fig = aggregate(&[path], &query(&["method", "reweight", "settings"])).unwrap();
-        let labels: Vec<&str> = fig.series.iter().map(|s| s.label.as_str()).collect();
+        let fig = figure(&table(TINY), &query(&["method", "reweight", "noise_std"])).unwrap();
         // The setting all series share moves from the labels to the title.
-        assert_eq!(labels, ["dpp_node, reweight=true", "random_node, reweight=false"]);
-        assert_eq!(fig.title, "noise_std=0.25");
+        assert_eq!(labels(&fig), ["DPP node, reweighted", "random node"]);
+        assert_eq!(fig.title, "σ = 0.25");
         let dpp = &fig.series[0].points;
         // Sorted by x; the empty-y row at 0.75 and the failed row are skipped.
         assert_eq!(dpp.iter().map(|p| p.x).collect::<Vec<_>>(), [0.25, 0.5]);
         // x = 0.5: run means 2 and 6 → mean 4, population std 2 (not the per-row std √5).
         assert!(close(dpp[1].mean, 4.0) && close(dpp[1].err, 2.0), "{:?}", dpp[1]);
-        assert_eq!(dpp[1].n, 4);
+        assert_eq!((dpp[1].n, dpp[1].runs), (4, 2));
         // x = 0.25: one mask per run, runs 10 and 20 → mean 15, std 5.
         assert!(close(dpp[0].mean, 15.0) && close(dpp[0].err, 5.0), "{:?}", dpp[0]);
-        assert_eq!(dpp[0].n, 2);
         // Unpruned rows are a reference line, not a series: mean of 0.5 and 1.5.
         assert_eq!(fig.reference, [Reference { label: "unpruned".into(), y: 1.0 }]);
+        assert_eq!(
+            fig.caption,
+            "points: mean over 1–2 seeds of the mean over 1–3 masks; bars: ±1 sd over seeds \
+             (over masks where there is one)"
+        );
     }
 
     #[test]
     fn a_single_run_uses_the_std_over_masks() {
-        let path = csv_file("single", TINY);
         let q =
             Query { filters: vec![("method".into(), "random_node".into())], ..query(&["method"]) };
-        let fig = aggregate(&[path], &q).unwrap();
+        let fig = figure(&table(TINY), &q).unwrap();
         let p = &fig.series[0].points[0];
         // Masks 2, 4, 9: mean 5, population variance (9 + 1 + 16) / 3.
         assert!(close(p.mean, 5.0) && close(p.err, (26.0f64 / 3.0).sqrt()), "{p:?}");
         assert_eq!(p.n, 3);
         assert!(fig.reference.is_empty(), "the filter removed the unpruned rows");
+        assert_eq!(fig.caption, "points: mean over 3 masks of one seed; bars: ±1 sd over masks");
+        assert_eq!(fig.title, "random node, σ = 0.25", "`not reweighted` goes without saying");
 
         // A filter on a column the unpruned rows leave empty keeps them as the reference.
         let q = Query { filters: vec![("reweight".into(), "false".into())], ..query(&["method"]) };
-        let fig = aggregate(&[csv_file("single-reference", TINY)], &q).unwrap();
+        let fig = figure(&table(TINY), &q).unwrap();
         assert_eq!(fig.series.len(), 1);
         assert_eq!(fig.reference, [Reference { label: "unpruned".into(), y: 1.0 }]);
     }
 
     #[test]
     fn filters_accept_lists_and_numbers_and_scales_apply() {
-        let path = csv_file("filters", TINY);
         let q = Query {
             filters: vec![
                 ("method".into(), "dpp_node, none".into()),
@@ -564,73 +420,181 @@ ok,1,a,random_node,false,0.5,2,9.0,x,noise_std=0.25
             y_scale: 10.0,
             ..query(&["method"])
         };
-        let fig = aggregate(&[path], &q).unwrap();
-        assert_eq!(fig.series.len(), 1);
+        let fig = figure(&table(TINY), &q).unwrap();
         let p = &fig.series[0].points;
-        assert_eq!(p.len(), 1);
+        assert_eq!((fig.series.len(), p.len()), (1, 1));
         assert!(close(p[0].x, 50.0) && close(p[0].mean, 20.0) && close(p[0].err, 10.0), "{p:?}");
         assert_eq!(fig.reference, [Reference { label: "unpruned".into(), y: 5.0 }]);
         assert_eq!(fig.x_label, "% of parameters kept");
     }
 
     #[test]
-    fn one_reference_per_group_of_unpruned_rows() {
-        let low = csv_file("references-low", TINY);
-        let high = scratch("references-high").join("results.csv");
-        std::fs::write(&high, TINY.replace("noise_std=0.25", "noise_std=0.5")).unwrap();
-        let fig = aggregate(&[low, high], &query(&["method", "settings"])).unwrap();
-        let labels: Vec<&str> = fig.reference.iter().map(|r| r.label.as_str()).collect();
-        assert_eq!(labels, ["unpruned, noise_std=0.25", "unpruned, noise_std=0.5"]);
-        let labels: Vec<&str> = fig.series.iter().map(|s| s.label.as_str()).collect();
-        assert_eq!(labels[..2], ["dpp_node, noise_std=0.25", "random_node, noise_std=0.25"]);
-        assert_eq!(fig.series.len(), 4);
+    fn rows_that_differ_in_a_setting_are_not_pooled() {
+        for text in [TWO_NOISES.to_string(), new_format(TWO_NOISES)] {
+            let t = table(&text);
+            let err = figure(&t, &nodes(&["method"])).unwrap_err().to_string();
+            assert!(
+                err.starts_with("the rows with method=dpp_node differ in noise_std (0.0, 0.25)"),
+                "{err}"
+            );
+            assert!(
+                err.contains("--where noise_std=0.0") && err.contains("--average-over noise_std"),
+                "{err}"
+            );
+            // Splitting by it, or filtering it to one value, is fine.
+            let fig = figure(&t, &nodes(&["method", "noise_std"])).unwrap();
+            assert_eq!(labels(&fig), ["σ = 0", "σ = 0.25"]);
+            let refs: Vec<&str> = fig.reference.iter().map(|r| r.label.as_str()).collect();
+            assert_eq!(refs, ["unpruned, σ = 0", "unpruned, σ = 0.25"]);
+            let q = Query { filters: vec![("noise_std".into(), "0".into())], ..nodes(&["method"]) };
+            let fig = figure(&t, &q).unwrap();
+            assert_eq!((fig.series.len(), fig.series[0].points[0].mean), (1, 2.0));
+            // The default splits by every design column that varies.
+            let fig = figure(&t, &Query { by: None, ..nodes(&[]) }).unwrap();
+            assert_eq!(labels(&fig), ["σ = 0", "σ = 0.25"]);
+            assert!(fig.title.starts_with("teacher–student, DPP node"), "{}", fig.title);
+        }
+    }
+
+    #[test]
+    fn average_over_pools_a_setting_on_request() {
+        let q = Query { average_over: vec!["noise_std".into()], ..nodes(&["method"]) };
+        let fig = figure(&table(TWO_NOISES), &q).unwrap();
+        let p = &fig.series[0].points;
+        // kn = 1: runs a (2.0) and b (4.0) → mean 3, sd 1.
+        assert!(close(p[0].mean, 3.0) && close(p[0].err, 1.0) && p[0].runs == 2, "{p:?}");
+        assert_eq!(fig.reference.len(), 1);
+        assert_eq!(
+            fig.caption,
+            "points: mean over 2 runs (pooling noise_std); bars: ±1 sd over runs"
+        );
+    }
+
+    #[test]
+    fn training_rows_are_left_out_unless_selected() {
+        let q = Query { x: "keep_nodes".into(), y: "test_error".into(), ..query(&["method"]) };
+        let err = figure(&table(TWO_NOISES), &q).unwrap_err().to_string();
+        assert!(err.contains("no rows with both `keep_nodes` and `test_error`"), "{err}");
+        let q = Query {
+            x: "epoch".into(),
+            y: "test_error".into(),
+            filters: vec![("method".into(), "training".into())],
+            ..query(&["method"])
+        };
+        let fig = figure(&table(TWO_NOISES), &q).unwrap();
+        let xs: Vec<f64> = fig.series[0].points.iter().map(|p| p.x).collect();
+        assert_eq!((labels(&fig), xs), (vec!["training"], vec![1.0, 2.0]));
+    }
+
+    #[test]
+    fn colour_follows_method_and_style_the_next_column() {
+        let text = format!(
+            "{}{}",
+            TWO_NOISES,
+            "e,ok,1,a,teacher_student,random_node,false,1,0,5.0,5.0,,,noise_std=0.0\n\
+             e,ok,1,b,teacher_student,random_node,false,1,0,6.0,6.0,,,noise_std=0.25\n"
+        );
+        let fig = figure(&table(&text), &nodes(&["method", "noise_std"])).unwrap();
+        let styles: Vec<(usize, usize)> = fig.series.iter().map(|s| (s.colour, s.dash)).collect();
+        assert_eq!(
+            labels(&fig),
+            [
+                "DPP node, σ = 0",
+                "DPP node, σ = 0.25",
+                "random node, σ = 0",
+                "random node, σ = 0.25"
+            ]
+        );
+        assert_eq!(styles, [(0, 0), (0, 1), (1, 0), (1, 1)]);
+        let q = Query {
+            color_by: Some("noise_std".into()),
+            style_by: Some("method".into()),
+            ..nodes(&["method"])
+        };
+        let fig = figure(&table(&text), &q).unwrap();
+        let styles: Vec<(usize, usize)> = fig.series.iter().map(|s| (s.colour, s.dash)).collect();
+        assert_eq!(styles, [(0, 0), (1, 0), (0, 1), (1, 1)], "--color-by adds its column to --by");
+    }
+
+    #[test]
+    fn theory_values_and_theorem1_lines() {
+        let t = table(&new_format(TWO_NOISES));
+        let q = Query {
+            theory: true,
+            closed_form: Some(ClosedForm::Theorem1),
+            filters: vec![("noise_std".into(), "0.0".into())],
+            ..nodes(&["method"])
+        };
+        let fig = figure(&t, &q).unwrap();
+        let theory: Vec<Option<f64>> = fig.series[0].points.iter().map(|p| p.theory).collect();
+        assert_eq!(theory, [Some(1.9), Some(0.9)]);
+        assert!(fig.caption.contains("dotted: mean ge_theory"), "{}", fig.caption);
+        // M = 2, K = 6 (Z = 3), v* = 4: eq. 5 at kn = 1 is 16·[(2/3)²/6 + 1/6], at kn = 2 16·(8/9)/6.
+        assert_eq!(fig.curves.len(), 1);
+        let c = &fig.curves[0];
+        assert!(c.label.contains("eq. 5"));
+        assert!(
+            close(c.points[0].1, 16.0 * (4.0 / 9.0 / 6.0 + 1.0 / 6.0))
+                && close(c.points[1].1, 16.0 * 8.0 / 54.0)
+        );
+        assert_eq!(fig.title, "teacher–student, DPP node, σ = 0, M = 2, K = 6, v* = 4");
+
+        // Refusals: settings not recorded (old format), or varying.
+        let err = figure(&table(TWO_NOISES), &q).unwrap_err().to_string();
+        assert!(err.contains("needs the setting `teacher_hidden`"), "{err}");
+        let varied = new_format(TWO_NOISES).replacen(",2,6,4.0\n", ",3,6,4.0\n", 2);
+        let q = Query {
+            filters: Vec::new(),
+            average_over: vec!["noise_std".into(), "teacher_hidden".into()],
+            ..q
+        };
+        let err = figure(&table(&varied), &q).unwrap_err().to_string();
+        assert!(err.contains("differ in `teacher_hidden` (2, 3)"), "{err}");
+        let q = Query { x: "mask_sample".into(), ..q };
+        assert!(figure(&t, &q).unwrap_err().to_string().contains("needs --x keep_nodes"));
     }
 
     #[test]
     fn several_files_are_read_and_missing_columns_are_named() {
-        let a = csv_file("files-a", TINY);
+        let a = scratch("files-a").join("results.csv");
+        std::fs::write(&a, TINY).unwrap();
         let b = scratch("files-b").join("other.csv");
         // Same data, columns in another order: still found by name.
         std::fs::write(&b, "seed,ge_empirical,keep_fraction,run_id,status\n3,8.0,0.5,c,ok\n")
             .unwrap();
-        let fig = aggregate(&[a.clone(), b.clone()], &query(&[])).unwrap();
-        assert_eq!(fig.series.len(), 1);
+        let t = Table::load(&[a.clone(), b.clone()]).unwrap();
+        let q = Query {
+            average_over: vec!["method".into(), "reweight".into(), "noise_std".into()],
+            ..query(&[])
+        };
+        let fig = figure(&t, &q).unwrap();
         let half = fig.series[0].points.iter().find(|p| p.x == 0.5).unwrap();
         // No grouping: dpp and random rows of run a, run b and the second file's run c.
         assert_eq!(half.n, 8);
 
-        let err = aggregate(&[a, b.clone()], &query(&["method"])).unwrap_err().to_string();
+        let err = figure(&t, &query(&["method"])).unwrap_err().to_string();
         assert!(err.contains("`method`") && err.contains(&b.display().to_string()), "{err}");
         assert!(err.contains("seed, ge_empirical, keep_fraction, run_id, status"), "{err}");
-    }
-
-    #[test]
-    fn unreadable_files_and_empty_results_are_errors() {
         let missing = scratch("unreadable").join("nope.csv");
-        let err = aggregate(std::slice::from_ref(&missing), &query(&[])).unwrap_err();
+        let err = Table::load(std::slice::from_ref(&missing)).unwrap_err();
         assert!(format!("{err:#}").contains(&missing.display().to_string()), "{err:#}");
-
-        let path = csv_file("empty", TINY);
-        let q = Query { filters: vec![("method".into(), "dpp_edge".into())], ..query(&["method"]) };
-        let err = aggregate(std::slice::from_ref(&path), &q).unwrap_err().to_string();
-        assert!(err.contains("no rows left") && err.contains("method=dpp_edge"), "{err}");
-
-        let q = Query { filters: vec![("method".into(), "none".into())], ..query(&["method"]) };
-        let err = aggregate(&[path], &q).unwrap_err().to_string();
-        assert!(err.contains("only unpruned"), "{err}");
     }
 
     #[test]
-    fn non_numbers_are_errors_and_non_finite_values_are_dropped() {
-        let path = csv_file(
-            "nan",
-            "seed,run_id,status,keep_fraction,ge_empirical\n1,a,ok,0.5,NaN\n1,a,ok,0.5,2\n",
-        );
-        let fig = aggregate(&[path], &query(&[])).unwrap();
+    fn empty_selections_non_numbers_and_non_finite_values() {
+        let q = Query { filters: vec![("method".into(), "dpp_edge".into())], ..query(&["method"]) };
+        let err = figure(&table(TINY), &q).unwrap_err().to_string();
+        assert!(err.contains("no rows left") && err.contains("method=dpp_edge"), "{err}");
+        let q = Query { filters: vec![("method".into(), "none".into())], ..query(&["method"]) };
+        let err = figure(&table(TINY), &q).unwrap_err().to_string();
+        assert!(err.contains("only unpruned"), "{err}");
+
+        let t =
+            table("seed,run_id,status,keep_fraction,ge_empirical\n1,a,ok,0.5,NaN\n1,a,ok,0.5,2\n");
+        let fig = figure(&t, &query(&[])).unwrap();
         assert_eq!((fig.dropped, fig.series[0].points[0].mean), (1, 2.0));
-        let path =
-            csv_file("text", "seed,run_id,status,keep_fraction,ge_empirical\n1,a,ok,half,2\n");
-        let err = aggregate(&[path], &query(&[])).unwrap_err().to_string();
+        let t = table("seed,run_id,status,keep_fraction,ge_empirical\n1,a,ok,half,2\n");
+        let err = figure(&t, &query(&[])).unwrap_err().to_string();
         assert!(
             err.contains("line 2") && err.contains("`keep_fraction`") && err.contains("half"),
             "{err}"
@@ -638,38 +602,11 @@ ok,1,a,random_node,false,0.5,2,9.0,x,noise_std=0.25
     }
 
     #[test]
-    fn labels_name_ambiguous_values() {
-        let by = [
-            ("method", "dpp_node"),
-            ("reweight", "true"),
-            ("settings", "noise_std=0.25"),
-            ("seed", "3"),
-        ];
-        assert_eq!(parts(&by), ["dpp_node", "reweight=true", "noise_std=0.25", "seed=3"]);
-        assert_eq!(parts(&[("method", "random_node"), ("reweight", "")]), ["random_node", ""]);
-        let key = |parts: &[&str]| parts.iter().map(|p| p.to_string()).collect::<Vec<_>>();
-        let keys = [
-            key(&["dpp_node", "reweight=true", "a=1"]),
-            key(&["random_node", "reweight=true", "a=1"]),
-        ];
-        let (labels, common) = distinct_labels(&keys);
-        assert_eq!(labels, ["dpp_node", "random_node"]);
-        assert_eq!(common, "reweight=true, a=1");
-        let (labels, common) = distinct_labels(&keys[..1]);
-        assert_eq!(
-            (labels, common),
-            (vec!["dpp_node, reweight=true, a=1".to_string()], String::new())
-        );
-        assert_eq!(axis_label("test_error", 100.0), "test error (%)");
-        assert_eq!(axis_label("wall_ms", 2.0), "wall_ms (×2)");
-    }
-
-    #[test]
     fn the_example_results_aggregate_to_four_series() {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(EXAMPLE);
-        let q = Query { x_scale: 100.0, ..query(&["method", "reweight", "settings"]) };
-        let fig = aggregate(&[path], &q).unwrap();
-        assert_eq!(fig.title, "fig2a (noise_std=0.25)");
+        let q = Query { x_scale: 100.0, by: None, ..query(&[]) };
+        let fig = figure(&Table::load(&[path]).unwrap(), &q).unwrap();
+        assert_eq!(fig.title, "teacher–student, σ = 0.25");
         assert_eq!(fig.series.len(), 4);
         for s in &fig.series {
             assert_eq!(
@@ -684,24 +621,26 @@ ok,1,a,random_node,false,0.5,2,9.0,x,noise_std=0.25
     #[test]
     fn writing_is_atomic_and_needs_a_known_extension() {
         let dir = scratch("write");
-        let fig = aggregate(&[csv_file("write-data", TINY)], &query(&["method"])).unwrap();
+        let fig = figure(&table(TINY), &query(&["method"])).unwrap();
+        let canvas = Canvas::default();
         let svg = dir.join("fig.svg");
-        write(&fig, &svg).unwrap();
+        write(&fig, &svg, &canvas).unwrap();
         assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+        let pdf = dir.join("fig.pdf");
+        write(&fig, &pdf, &canvas).unwrap();
+        assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF"));
 
         let nowhere = dir.join("missing").join("fig.svg");
-        let err = format!("{:#}", write(&fig, &nowhere).unwrap_err());
+        let err = format!("{:#}", write(&fig, &nowhere, &canvas).unwrap_err());
         assert!(err.contains(&nowhere.display().to_string()), "{err}");
         assert!(!dir.join("missing").exists());
 
-        let pdf = dir.join("fig.pdf");
-        let err = write(&fig, &pdf).unwrap_err().to_string();
-        assert!(err.contains("`pdf`") && err.contains(&pdf.display().to_string()), "{err}");
-        let names: Vec<_> =
+        let eps = dir.join("fig.eps");
+        let err = write(&fig, &eps, &canvas).unwrap_err().to_string();
+        assert!(err.contains("`eps`") && err.contains(&eps.display().to_string()), "{err}");
+        let mut names: Vec<_> =
             std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, ["fig.svg"], "no temporary or partial files are left");
+        names.sort();
+        assert_eq!(names, ["fig.pdf", "fig.svg"], "no temporary or partial files are left");
     }
-
-    /// The example results file, relative to the crate root.
-    pub(crate) const EXAMPLE: &str = "src/plot/testdata/example_results.csv";
 }

@@ -1,15 +1,13 @@
-//! PNG output: the figure's SVG rasterised by `resvg` at twice its size, with text in the system's
-//! fonts (DejaVu Sans preferred; on Debian it comes with the `fonts-dejavu-core` package).
-use super::{svg, Figure};
+//! PNG output: the figure's SVG rasterised by `resvg` at the canvas' dpi (SVG units are 1/96
+//! inch), with text in the system's fonts (DejaVu Sans preferred; on Debian it comes with the
+//! `fonts-dejavu-core` package).
+use super::{svg, Canvas, Figure};
 use anyhow::{bail, Context, Result};
 use resvg::{tiny_skia, usvg};
 use std::sync::{Arc, OnceLock};
 
-/// Pixels per SVG unit.
-pub const SCALE: f32 = 2.0;
-
-/// Renders `fig` as PNG bytes of (2·[`svg::WIDTH`]) × (2·[`svg::HEIGHT`]) pixels.
-pub fn render_png(fig: &Figure) -> Result<Vec<u8>> {
+/// Renders `fig` as PNG bytes of (width × dpi / 96) × (height × dpi / 96) pixels.
+pub fn render_png(fig: &Figure, canvas: &Canvas) -> Result<Vec<u8>> {
     let fonts = fonts();
     if fonts.is_empty() {
         bail!("cannot draw text in a PNG: no fonts found (install fonts-dejavu-core)");
@@ -19,17 +17,23 @@ pub fn render_png(fig: &Figure) -> Result<Vec<u8>> {
         fontdb: Arc::clone(fonts),
         ..usvg::Options::default()
     };
-    let tree = usvg::Tree::from_str(&svg::render_svg(fig), &options)
+    let tree = usvg::Tree::from_str(&svg::render_svg(fig, canvas), &options)
         .context("rendering the figure: the generated SVG did not parse")?;
-    let size = tree.size().to_int_size().scale_by(SCALE).context("figure too large for a PNG")?;
+    let scale = (canvas.dpi / 96.0) as f32;
+    let size = tree.size().to_int_size().scale_by(scale).with_context(|| {
+        format!(
+            "a {}×{} figure at {} dpi is too large for a PNG",
+            canvas.width, canvas.height, canvas.dpi
+        )
+    })?;
     let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height())
         .context("cannot allocate the PNG's pixels")?;
-    resvg::render(&tree, tiny_skia::Transform::from_scale(SCALE, SCALE), &mut pixmap.as_mut());
+    resvg::render(&tree, tiny_skia::Transform::from_scale(scale, scale), &mut pixmap.as_mut());
     pixmap.encode_png().context("encoding the PNG")
 }
 
 /// The system's fonts, loaded once per process, with DejaVu Sans as the generic sans-serif.
-fn fonts() -> &'static Arc<usvg::fontdb::Database> {
+pub fn fonts() -> &'static Arc<usvg::fontdb::Database> {
     static FONTS: OnceLock<Arc<usvg::fontdb::Database>> = OnceLock::new();
     FONTS.get_or_init(|| {
         let mut db = usvg::fontdb::Database::new();
@@ -50,22 +54,11 @@ fn fonts() -> &'static Arc<usvg::fontdb::Database> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plot::tests::{scratch, EXAMPLE};
-    use crate::plot::{aggregate, write, Query};
-    use std::path::PathBuf;
+    use crate::plot::svg::tests::figure;
 
     #[test]
     fn the_png_has_the_signature_the_size_and_some_ink() {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(EXAMPLE);
-        let query = Query {
-            by: vec!["method".into(), "reweight".into(), "settings".into()],
-            x_scale: 100.0,
-            ..Query::new("keep_fraction", "ge_empirical")
-        };
-        let fig = aggregate(&[path], &query).unwrap();
-        let out = scratch("png").join("fig.png");
-        write(&fig, &out).unwrap();
-        let bytes = std::fs::read(&out).unwrap();
+        let bytes = render_png(&figure(), &Canvas::default()).unwrap();
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
         let pixmap = tiny_skia::Pixmap::decode_png(&bytes).unwrap();
         assert_eq!((pixmap.width(), pixmap.height()), (1440, 900));
@@ -82,5 +75,13 @@ mod tests {
             .filter(|&(x, y)| pixmap.pixel(x, y) != Some(background))
             .count();
         assert!(label_ink > 100, "no y label drawn ({label_ink} pixels)");
+    }
+
+    #[test]
+    fn the_dpi_sets_the_pixel_size() {
+        let canvas = Canvas { width: 300.0, height: 200.0, dpi: 144.0, ..Canvas::default() };
+        let bytes = render_png(&figure(), &canvas).unwrap();
+        let pixmap = tiny_skia::Pixmap::decode_png(&bytes).unwrap();
+        assert_eq!((pixmap.width(), pixmap.height()), (450, 300));
     }
 }

@@ -1,181 +1,105 @@
 //! SVG rendering of a [`Figure`], drawn by hand: a framed plot area with 1-2-5 ticks and a faint
-//! grid, one Okabe–Ito colour and marker shape per series (a line through the means, error bars
-//! with caps), dashed reference lines, and the legend to the right of the plot area so it never
-//! covers the data. Text widths are estimated from DejaVu Sans metrics.
-use super::Figure;
+//! grid, series coloured by one column and dashed by another (Okabe–Ito colours, a marker shape
+//! per series, a line through the means, error bars with caps), dotted `ge_theory` lines, dark
+//! theory curves, dashed reference lines, the legend to the right of the plot area so it never
+//! covers the data, the title above and the caption below. Text widths are estimated from
+//! DejaVu Sans metrics.
+use super::axis::Axis;
+use super::legend::{wrap, Legend, Marker};
+use super::{Canvas, Curve, Figure, Series};
 use std::fmt::Write;
-
-/// Canvas size in pixels (PNG output doubles it).
-pub const WIDTH: f64 = 720.0;
-pub const HEIGHT: f64 = 450.0;
 
 const FONT: &str = "DejaVu Sans, sans-serif";
 /// Okabe & Ito's colour-blind-safe palette, most contrasting first (yellow, faint on white, last).
 const COLOURS: [&str; 8] =
     ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"];
-const MARKERS: [Marker; 6] = [
-    Marker::Circle,
-    Marker::Square,
-    Marker::TriangleUp,
-    Marker::Diamond,
-    Marker::TriangleDown,
-    Marker::Hexagon,
-];
+/// Dash patterns of series (by their `dash` number; the first is solid).
+const SERIES_DASHES: [&str; 5] = ["", "7 4", "2 3", "9 3 2 3", "12 3 3 3"];
 /// Dash patterns of successive reference lines.
 const DASHES: [&str; 4] = ["6 4", "2 3", "9 3 2 3", "14 4"];
+/// Dash patterns of theory curves.
+const CURVE_DASHES: [&str; 3] = ["10 3", "4 2", "10 2 2 2"];
 const REFERENCE_COLOUR: &str = "#444444";
-const TICK_FONT: f64 = 12.0;
-const LABEL_FONT: f64 = 13.0;
-const TITLE_FONT: f64 = 15.0;
-const LEGEND_FONT: f64 = 12.0;
-const LEGEND_LINE: f64 = 15.0;
-const LEGEND_SAMPLE: f64 = 26.0;
-const LEGEND_MAX_WIDTH: f64 = 230.0;
-const MARKER_RADIUS: f64 = 4.0;
+const CURVE_COLOUR: &str = "#222222";
+/// The dotted pattern of `ge_theory` lines.
+const THEORY_DASH: &str = "1.5 2.5";
 
-/// Draws `fig` as a standalone SVG document of [`WIDTH`] × [`HEIGHT`] pixels.
-pub fn render_svg(fig: &Figure) -> String {
-    let legend = Legend::new(fig);
-    let log_y = fig.log_y && fig.series.iter().flat_map(|s| &s.points).any(|p| p.mean > 0.0);
+/// Font sizes, all proportional to the canvas' base size.
+pub struct Fonts {
+    pub tick: f64,
+    pub label: f64,
+    pub title: f64,
+    pub legend: f64,
+    pub caption: f64,
+}
 
-    let xs = fig.series.iter().flat_map(|s| &s.points).map(|p| p.x);
-    let ys = fig
-        .series
-        .iter()
-        .flat_map(|s| &s.points)
-        .flat_map(|p| [p.mean - p.err, p.mean, p.mean + p.err])
-        .chain(fig.reference.iter().map(|r| r.y));
-    let x_axis = Axis::new(xs.collect(), false, 9);
-    let y_axis = Axis::new(ys.filter(|&y| !log_y || y > 0.0).collect(), log_y, 8);
+impl Fonts {
+    fn new(base: f64) -> Self {
+        let k = base / 12.0;
+        Fonts { tick: base, label: 13.0 * k, title: 15.0 * k, legend: base, caption: 11.0 * k }
+    }
+}
 
-    // Plot area: room on the left for the y tick labels and the y label, on the right for the
-    // legend, at the top for the title.
-    let y_tick_width =
-        y_axis.ticks.iter().map(|(_, t)| text_width(t, TICK_FONT)).fold(0.0, f64::max);
-    let left = 12.0 + LABEL_FONT + 12.0 + y_tick_width + 8.0;
-    let top = if fig.title.is_empty() { 16.0 } else { 20.0 + TITLE_FONT + 10.0 };
-    let right = WIDTH - 12.0 - legend.width - 18.0;
-    let bottom = HEIGHT - (8.0 + TICK_FONT + 10.0 + LABEL_FONT + 12.0);
-    let area = Area { left, top, right, bottom };
-    let px = |x: f64| area.left + x_axis.fraction(x) * (area.right - area.left);
-    let py = |y: f64| area.bottom - y_axis.fraction(y) * (area.bottom - area.top);
+/// How a line is stroked.
+pub struct Ink {
+    pub colour: &'static str,
+    width: f64,
+    dash: &'static str,
+}
 
+impl Ink {
+    pub fn series(s: &Series) -> Ink {
+        let dash = SERIES_DASHES[s.dash % SERIES_DASHES.len()];
+        Ink { colour: COLOURS[s.colour % COLOURS.len()], width: 1.8, dash }
+    }
+
+    pub fn reference(i: usize) -> Ink {
+        Ink { colour: REFERENCE_COLOUR, width: 1.3, dash: DASHES[i % DASHES.len()] }
+    }
+
+    pub fn curve(c: &Curve) -> Ink {
+        Ink { colour: CURVE_COLOUR, width: 1.5, dash: CURVE_DASHES[c.dash % CURVE_DASHES.len()] }
+    }
+
+    fn theory(s: &Series) -> Ink {
+        Ink { colour: COLOURS[s.colour % COLOURS.len()], width: 1.4, dash: THEORY_DASH }
+    }
+
+    /// The stroke attributes.
+    pub fn stroke(&self) -> String {
+        let dash = match self.dash {
+            "" => String::new(),
+            d => format!(r#" stroke-dasharray="{d}""#),
+        };
+        format!(r#"stroke="{}" stroke-width="{}"{dash} fill="none""#, self.colour, self.width)
+    }
+}
+
+/// Draws `fig` as a standalone SVG document of `canvas.width` × `canvas.height` units.
+pub fn render_svg(fig: &Figure, canvas: &Canvas) -> String {
+    let plot = Plot::new(fig, canvas);
+    let (w, h) = (canvas.width, canvas.height);
     let mut svg = String::new();
     let _ = writeln!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="{FONT}">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="{FONT}">"#
     );
     let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-
-    // Grid, frame and ticks.
-    let mut grid = String::new();
-    let mut ticks = String::new();
-    for (x, text) in &x_axis.ticks {
-        let x = px(*x);
-        let _ = write!(grid, "M{x:.2},{:.2}V{:.2}", area.top, area.bottom);
-        let _ = write!(ticks, "M{x:.2},{:.2}v5", area.bottom);
-        let y = area.bottom + 8.0 + TICK_FONT;
-        text_at(&mut svg, x, y, TICK_FONT, "middle", text);
-    }
-    for (y, text) in &y_axis.ticks {
-        let y = py(*y);
-        let _ = write!(grid, "M{:.2},{y:.2}H{:.2}", area.left, area.right);
-        let _ = write!(ticks, "M{:.2},{y:.2}h-5", area.left);
-        text_at(&mut svg, area.left - 8.0, y + 0.35 * TICK_FONT, TICK_FONT, "end", text);
-    }
-    let _ = writeln!(svg, r##"<path d="{grid}" stroke="#e8e8e8" stroke-width="1" fill="none"/>"##);
-    let _ = writeln!(svg, r##"<path d="{ticks}" stroke="#333333" stroke-width="1" fill="none"/>"##);
-    let _ = writeln!(
-        svg,
-        r##"<rect x="{:.2}" y="{:.2}" width="{:.2}" height="{:.2}" fill="none" stroke="#333333" stroke-width="1"/>"##,
-        area.left,
-        area.top,
-        area.right - area.left,
-        area.bottom - area.top
-    );
-
-    // Labels and title.
-    let centre_x = (area.left + area.right) / 2.0;
-    text_at(&mut svg, centre_x, HEIGHT - 12.0, LABEL_FONT, "middle", &fig.x_label);
-    let _ = writeln!(
-        svg,
-        r#"<text transform="translate({:.2},{:.2}) rotate(-90)" font-size="{LABEL_FONT}" text-anchor="middle">{}</text>"#,
-        12.0 + LABEL_FONT,
-        (area.top + area.bottom) / 2.0,
-        escape(&fig.y_label)
-    );
-    if !fig.title.is_empty() {
-        let _ = writeln!(
-            svg,
-            r#"<text x="{centre_x:.2}" y="{:.2}" font-size="{TITLE_FONT}" font-weight="bold" text-anchor="middle">{}</text>"#,
-            20.0 + TITLE_FONT * 0.8,
-            escape(&fig.title)
-        );
-    }
-
-    // Reference lines, under the data.
-    for (i, r) in fig.reference.iter().enumerate() {
-        if !log_y || r.y > 0.0 {
-            let _ = writeln!(
-                svg,
-                r#"<line x1="{:.2}" x2="{:.2}" y1="{y:.2}" y2="{y:.2}" stroke="{REFERENCE_COLOUR}" stroke-width="1.3" stroke-dasharray="{}"/>"#,
-                area.left,
-                area.right,
-                DASHES[i % DASHES.len()],
-                y = py(r.y)
-            );
-        }
-    }
-
-    // Series: error bars, line, markers. Series sharing an x are nudged apart by a few pixels so
-    // their error bars stay distinguishable.
-    let nudge = nudge(fig, &px);
+    plot.frame(&mut svg);
+    plot.texts(&mut svg, fig);
+    plot.references(&mut svg, fig);
+    plot.curves(&mut svg, fig);
+    let nudge = if fig.jitter { plot.nudge(fig) } else { 0.0 };
     for (i, series) in fig.series.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
         let offset = (i as f64 - (fig.series.len() as f64 - 1.0) / 2.0) * nudge;
-        let visible: Vec<_> = series.points.iter().filter(|p| !log_y || p.mean > 0.0).collect();
-        let _ = writeln!(svg, r#"<g class="series">"#);
-        let mut bars = String::new();
-        for p in &visible {
-            if p.err > 0.0 {
-                let x = px(p.x) + offset;
-                let high = py(p.mean + p.err);
-                let (low, capped) = if log_y && p.mean - p.err <= 0.0 {
-                    (area.bottom, false)
-                } else {
-                    (py(p.mean - p.err), true)
-                };
-                let _ = write!(bars, "M{x:.2},{low:.2}V{high:.2}M{:.2},{high:.2}h6", x - 3.0);
-                if capped {
-                    let _ = write!(bars, "M{:.2},{low:.2}h6", x - 3.0);
-                }
-            }
-        }
-        if !bars.is_empty() {
-            let _ = writeln!(
-                svg,
-                r#"<path d="{bars}" stroke="{colour}" stroke-width="1.2" fill="none"/>"#
-            );
-        }
-        let points: Vec<String> =
-            visible.iter().map(|p| format!("{:.2},{:.2}", px(p.x) + offset, py(p.mean))).collect();
-        let _ = writeln!(
-            svg,
-            r#"<polyline points="{}" stroke="{colour}" stroke-width="1.8" stroke-linejoin="round" fill="none"/>"#,
-            points.join(" ")
-        );
-        for p in &visible {
-            MARKERS[i % MARKERS.len()].draw(&mut svg, px(p.x) + offset, py(p.mean), colour);
-        }
-        let _ = writeln!(svg, "</g>");
+        plot.series(&mut svg, series, offset);
     }
-
-    legend.draw(&mut svg, area.right + 18.0, area.top + 4.0);
+    plot.legend.draw(&mut svg, fig, plot.area.right + 18.0, plot.area.top + 4.0);
     svg.push_str("</svg>\n");
     svg
 }
 
-/// The plot area in canvas pixels.
+/// The plot area in canvas units.
 struct Area {
     left: f64,
     top: f64,
@@ -183,278 +107,233 @@ struct Area {
     bottom: f64,
 }
 
-/// The horizontal offset in pixels between neighbouring series at the same x.
-fn nudge(fig: &Figure, px: &impl Fn(f64) -> f64) -> f64 {
-    let mut xs: Vec<f64> = fig.series.iter().flat_map(|s| &s.points).map(|p| px(p.x)).collect();
-    xs.sort_by(f64::total_cmp);
-    let gap = xs.windows(2).map(|w| w[1] - w[0]).filter(|&d| d > 0.5).fold(f64::INFINITY, f64::min);
-    (0.3 * gap / fig.series.len() as f64).min(4.0)
+/// A laid-out figure: axes, plot area, fonts, wrapped title and caption, legend.
+struct Plot {
+    area: Area,
+    x_axis: Axis,
+    y_axis: Axis,
+    log_y: bool,
+    fonts: Fonts,
+    title: Vec<String>,
+    caption: Vec<String>,
+    legend: Legend,
+    canvas: Canvas,
 }
 
-/// One axis: its limits, whether it is logarithmic, and its ticks (value, label).
-struct Axis {
-    lo: f64,
-    hi: f64,
-    log: bool,
-    ticks: Vec<(f64, String)>,
-}
-
-impl Axis {
-    /// Limits span `values` plus a 4 % margin; ticks are the nicest 1-2-5 values inside, at most
-    /// `max_ticks` of them. A log axis uses 1-2-5 ticks per decade, or whole decades when wide.
-    fn new(values: Vec<f64>, log: bool, max_ticks: usize) -> Self {
-        let map = |v: f64| if log { v.log10() } else { v };
-        let (mut lo, mut hi) = values
-            .iter()
-            .copied()
-            .filter(|v| v.is_finite())
-            .map(map)
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
-        if !lo.is_finite() {
-            (lo, hi) = (0.0, 1.0);
-        }
-        if hi - lo < 1e-12 * hi.abs().max(1.0) {
-            let pad = if log { 0.1 } else { 0.1 * hi.abs().max(1e-9) };
-            (lo, hi) = (lo - pad, hi + pad);
-        }
-        let margin = 0.04 * (hi - lo);
-        let (lo, hi) = (lo - margin, hi + margin);
-        let ticks =
-            if log { log_ticks(lo, hi, max_ticks) } else { linear_ticks(lo, hi, max_ticks) };
-        Axis { lo, hi, log, ticks }
-    }
-
-    /// Where `v` falls between the limits, 0 to 1.
-    fn fraction(&self, v: f64) -> f64 {
-        let v = if self.log { v.log10() } else { v };
-        (v - self.lo) / (self.hi - self.lo)
-    }
-}
-
-/// The nicest 1-2-5 step giving at most `max_ticks` ticks within `[lo, hi]`, and those ticks.
-fn linear_ticks(lo: f64, hi: f64, max_ticks: usize) -> Vec<(f64, String)> {
-    let mut exponent = ((hi - lo) / max_ticks as f64).log10().floor() as i32 - 1;
-    loop {
-        for mantissa in [1.0, 2.0, 5.0] {
-            let step = mantissa * 10f64.powi(exponent);
-            let (first, last) = ((lo / step).ceil() as i64, (hi / step).floor() as i64);
-            if last - first < max_ticks as i64 {
-                let decimals = (-exponent).max(0) as usize;
-                return (first..=last)
-                    .map(|k| {
-                        let v = k as f64 * step;
-                        (v, number(v, decimals, exponent))
-                    })
-                    .collect();
-            }
-        }
-        exponent += 1;
-    }
-}
-
-/// Ticks of a log axis whose limits are `lo`, `hi` in log10 units.
-fn log_ticks(lo: f64, hi: f64, max_ticks: usize) -> Vec<(f64, String)> {
-    let decades = (lo.floor() as i32)..=(hi.ceil() as i32);
-    let inside = |v: &f64| (lo..=hi).contains(&v.log10());
-    let within = |mantissas: &[f64]| -> Vec<(f64, String)> {
-        decades
-            .clone()
-            .flat_map(|e| mantissas.iter().map(move |m| (m * 10f64.powi(e), e)))
-            .filter(|(v, _)| inside(v))
-            .map(|(v, e)| (v, number(v, (-e).max(0) as usize, e)))
-            .collect()
-    };
-    let coarse = within(&[1.0, 2.0, 5.0]);
-    if (4..=max_ticks).contains(&coarse.len()) {
-        return coarse;
-    }
-    if coarse.len() < 4 {
-        // About a decade: denser mantissas, or ordinary 1-2-5 ticks placed logarithmically.
-        let dense = within(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0]);
-        if (3..=max_ticks).contains(&dense.len()) {
-            return dense;
-        }
-        if coarse.len() == 3 {
-            return coarse;
-        }
-        let ticks = linear_ticks(10f64.powf(lo), 10f64.powf(hi), max_ticks.min(5));
-        return ticks.into_iter().filter(|(v, _)| *v > 0.0 && inside(v)).collect();
-    }
-    let whole: Vec<i32> = decades.filter(|&e| inside(&10f64.powi(e))).collect();
-    let every = whole.len().div_ceil(max_ticks).max(1) as i32;
-    whole
-        .into_iter()
-        .filter(|e| e.rem_euclid(every) == 0)
-        .map(|e| (10f64.powi(e), e))
-        .map(|(v, e)| {
-            (v, if (-3..=4).contains(&e) { number(v, (-e).max(0) as usize, e) } else { power(e) })
-        })
-        .collect()
-}
-
-/// A tick label: fixed-point with `decimals` digits, or `m×10ⁿ` when the step's `exponent` is
-/// very small or large. Negative numbers use a true minus sign.
-fn number(v: f64, decimals: usize, exponent: i32) -> String {
-    let text = if !(-4..6).contains(&exponent) {
-        if v == 0.0 {
-            return "0".into();
-        }
-        let e = v.abs().log10().floor() as i32;
-        let m = v / 10f64.powi(e);
-        let m = format!("{m:.2}");
-        let m = m.trim_end_matches('0').trim_end_matches('.');
-        if m == "1" {
-            power(e)
+impl Plot {
+    fn new(fig: &Figure, canvas: &Canvas) -> Plot {
+        let fonts = Fonts::new(canvas.font_size);
+        let legend = Legend::new(fig, &fonts, (19.0 * fonts.legend).min(0.4 * canvas.width));
+        let log_y = fig.log_y && fig.series.iter().flat_map(|s| &s.points).any(|p| p.mean > 0.0);
+        let points = || fig.series.iter().flat_map(|s| &s.points);
+        let curves = || fig.curves.iter().flat_map(|c| &c.points);
+        let xs = points().map(|p| p.x).chain(curves().map(|p| p.0));
+        let ys = points()
+            .flat_map(|p| [p.mean - p.err, p.mean, p.mean + p.err])
+            .chain(points().filter_map(|p| p.theory))
+            .chain(curves().map(|p| p.1))
+            .chain(fig.reference.iter().map(|r| r.y));
+        let x_axis = Axis::new(xs.collect(), false, 9);
+        let y_axis = Axis::new(ys.filter(|&y| !log_y || y > 0.0).collect(), log_y, 8);
+        let text_room = canvas.width - 24.0;
+        let title = if fig.title.is_empty() {
+            Vec::new()
         } else {
-            format!("{m}×{}", power(e))
-        }
-    } else {
-        format!("{v:.decimals$}")
-    };
-    text.replace('-', "\u{2212}")
-}
-
-/// `10ⁿ` with a superscript exponent.
-fn power(e: i32) -> String {
-    let digits: String = e
-        .to_string()
-        .chars()
-        .map(|c| match c {
-            '-' => '⁻',
-            d => ["⁰", "¹", "²", "³", "⁴", "⁵", "⁶", "⁷", "⁸", "⁹"][d as usize - '0' as usize]
-                .chars()
-                .next()
-                .unwrap_or(d),
-        })
-        .collect();
-    format!("10{digits}")
-}
-
-/// The legend: one entry per series and per reference line, labels wrapped at ", ".
-struct Legend {
-    entries: Vec<(Sample, Vec<String>)>,
-    width: f64,
-}
-
-enum Sample {
-    Series(usize),
-    Reference(usize),
-}
-
-impl Legend {
-    fn new(fig: &Figure) -> Self {
-        let max_text = LEGEND_MAX_WIDTH - LEGEND_SAMPLE - 8.0;
-        let series = fig.series.iter().enumerate().map(|(i, s)| (Sample::Series(i), &s.label));
-        let references =
-            fig.reference.iter().enumerate().map(|(i, r)| (Sample::Reference(i), &r.label));
-        let entries: Vec<(Sample, Vec<String>)> = series
-            .chain(references)
-            .map(|(sample, label)| (sample, wrap(label, max_text)))
-            .collect();
-        let text = entries
-            .iter()
-            .flat_map(|(_, lines)| lines)
-            .map(|l| text_width(l, LEGEND_FONT))
-            .fold(0.0, f64::max);
-        Legend { entries, width: LEGEND_SAMPLE + 8.0 + text.min(max_text) }
+            wrap(&fig.title, ", ", text_room, fonts.title)
+        };
+        let caption = if fig.caption.is_empty() {
+            Vec::new()
+        } else {
+            wrap(&fig.caption, "; ", text_room, fonts.caption)
+        };
+        // Room on the left for the y tick labels and the y label, on the right for the legend,
+        // at the top for the title, at the bottom for the ticks, x label and caption.
+        let y_tick_width =
+            y_axis.ticks.iter().map(|(_, t)| text_width(t, fonts.tick)).fold(0.0, f64::max);
+        let top = 16.0 + title.len() as f64 * 1.25 * fonts.title + 4.0;
+        let below = 8.0 + fonts.tick + 10.0 + fonts.label + 12.0;
+        let area = Area {
+            left: 12.0 + fonts.label + 12.0 + y_tick_width + 8.0,
+            top,
+            right: canvas.width - 12.0 - legend.width - 18.0,
+            bottom: canvas.height - below - caption.len() as f64 * 1.3 * fonts.caption,
+        };
+        Plot { area, x_axis, y_axis, log_y, fonts, title, caption, legend, canvas: *canvas }
     }
 
-    fn draw(&self, svg: &mut String, left: f64, top: f64) {
-        let _ = writeln!(svg, r#"<g class="legend">"#);
-        let mut y = top + LEGEND_LINE / 2.0;
-        for (sample, lines) in &self.entries {
-            let (x0, x1) = (left, left + LEGEND_SAMPLE);
-            match *sample {
-                Sample::Series(i) => {
-                    let colour = COLOURS[i % COLOURS.len()];
-                    let _ = writeln!(
-                        svg,
-                        r#"<line x1="{x0:.2}" x2="{x1:.2}" y1="{y:.2}" y2="{y:.2}" stroke="{colour}" stroke-width="1.8"/>"#
-                    );
-                    MARKERS[i % MARKERS.len()].draw(svg, (x0 + x1) / 2.0, y, colour);
-                }
-                Sample::Reference(i) => {
-                    let _ = writeln!(
-                        svg,
-                        r#"<line x1="{x0:.2}" x2="{x1:.2}" y1="{y:.2}" y2="{y:.2}" stroke="{REFERENCE_COLOUR}" stroke-width="1.3" stroke-dasharray="{}"/>"#,
-                        DASHES[i % DASHES.len()]
-                    );
-                }
+    fn px(&self, x: f64) -> f64 {
+        self.area.left + self.x_axis.fraction(x) * (self.area.right - self.area.left)
+    }
+
+    fn py(&self, y: f64) -> f64 {
+        self.area.bottom - self.y_axis.fraction(y) * (self.area.bottom - self.area.top)
+    }
+
+    /// Grid, ticks with their labels, and the frame.
+    fn frame(&self, svg: &mut String) {
+        let (area, tick) = (&self.area, self.fonts.tick);
+        let mut grid = String::new();
+        let mut ticks = String::new();
+        for (x, text) in &self.x_axis.ticks {
+            let x = self.px(*x);
+            let _ = write!(grid, "M{x:.2},{:.2}V{:.2}", area.top, area.bottom);
+            let _ = write!(ticks, "M{x:.2},{:.2}v5", area.bottom);
+            text_at(svg, x, area.bottom + 8.0 + tick, tick, "middle", text);
+        }
+        for (y, text) in &self.y_axis.ticks {
+            let y = self.py(*y);
+            let _ = write!(grid, "M{:.2},{y:.2}H{:.2}", area.left, area.right);
+            let _ = write!(ticks, "M{:.2},{y:.2}h-5", area.left);
+            text_at(svg, area.left - 8.0, y + 0.35 * tick, tick, "end", text);
+        }
+        let _ =
+            writeln!(svg, r##"<path d="{grid}" stroke="#e8e8e8" stroke-width="1" fill="none"/>"##);
+        let _ =
+            writeln!(svg, r##"<path d="{ticks}" stroke="#333333" stroke-width="1" fill="none"/>"##);
+        let _ = writeln!(
+            svg,
+            r##"<rect x="{:.2}" y="{:.2}" width="{:.2}" height="{:.2}" fill="none" stroke="#333333" stroke-width="1"/>"##,
+            area.left,
+            area.top,
+            area.right - area.left,
+            area.bottom - area.top
+        );
+    }
+
+    /// Axis labels, title and caption.
+    fn texts(&self, svg: &mut String, fig: &Figure) {
+        let (area, fonts) = (&self.area, &self.fonts);
+        let centre_x = (area.left + area.right) / 2.0;
+        let x_label_y = area.bottom + 8.0 + fonts.tick + 10.0 + fonts.label;
+        text_at(svg, centre_x, x_label_y, fonts.label, "middle", &fig.x_label);
+        let _ = writeln!(
+            svg,
+            r#"<text transform="translate({:.2},{:.2}) rotate(-90)" font-size="{}" text-anchor="middle">{}</text>"#,
+            12.0 + fonts.label,
+            (area.top + area.bottom) / 2.0,
+            fonts.label,
+            escape(&fig.y_label)
+        );
+        let centre = self.canvas.width / 2.0;
+        for (k, line) in self.title.iter().enumerate() {
+            let y = 16.0 + fonts.title * (0.8 + 1.25 * k as f64);
+            let _ = writeln!(
+                svg,
+                r#"<text class="title" x="{centre:.2}" y="{y:.2}" font-size="{}" font-weight="bold" text-anchor="middle">{}</text>"#,
+                fonts.title,
+                escape(line)
+            );
+        }
+        for (k, line) in self.caption.iter().enumerate() {
+            let y = x_label_y + 6.0 + fonts.caption * 1.3 * (k + 1) as f64;
+            let _ = writeln!(
+                svg,
+                r##"<text class="caption" x="{centre:.2}" y="{y:.2}" font-size="{}" fill="#333333" text-anchor="middle">{}</text>"##,
+                fonts.caption,
+                escape(line)
+            );
+        }
+    }
+
+    /// Reference lines, under the data.
+    fn references(&self, svg: &mut String, fig: &Figure) {
+        for (i, r) in fig.reference.iter().enumerate() {
+            if !self.log_y || r.y > 0.0 {
+                let _ = writeln!(
+                    svg,
+                    r#"<line class="reference" x1="{:.2}" x2="{:.2}" y1="{y:.2}" y2="{y:.2}" {}/>"#,
+                    self.area.left,
+                    self.area.right,
+                    Ink::reference(i).stroke(),
+                    y = self.py(r.y)
+                );
             }
-            for line in lines {
-                text_at(svg, x1 + 8.0, y + 0.35 * LEGEND_FONT, LEGEND_FONT, "start", line);
-                y += LEGEND_LINE;
+        }
+    }
+
+    /// Theory curves, under the data.
+    fn curves(&self, svg: &mut String, fig: &Figure) {
+        for curve in &fig.curves {
+            let points: Vec<(f64, f64)> =
+                curve.points.iter().copied().filter(|&(_, y)| !self.log_y || y > 0.0).collect();
+            self.polyline(svg, "curve", &points, &Ink::curve(curve));
+        }
+    }
+
+    /// A `<polyline>` through `points` (data coordinates).
+    fn polyline(&self, svg: &mut String, class: &str, points: &[(f64, f64)], ink: &Ink) {
+        let text: Vec<String> =
+            points.iter().map(|&(x, y)| format!("{:.2},{:.2}", self.px(x), self.py(y))).collect();
+        let _ = writeln!(
+            svg,
+            r#"<polyline class="{class}" points="{}" {} stroke-linejoin="round"/>"#,
+            text.join(" "),
+            ink.stroke()
+        );
+    }
+
+    /// One series shifted sideways by `offset` units: error bars, its `ge_theory` line, its line
+    /// and markers.
+    fn series(&self, svg: &mut String, series: &Series, offset: f64) {
+        let ink = Ink::series(series);
+        let visible: Vec<_> =
+            series.points.iter().filter(|p| !self.log_y || p.mean > 0.0).collect();
+        let _ = writeln!(svg, r#"<g class="series">"#);
+        let mut bars = String::new();
+        for p in visible.iter().filter(|p| p.err > 0.0) {
+            let x = self.px(p.x) + offset;
+            let high = self.py(p.mean + p.err);
+            let (low, capped) = if self.log_y && p.mean - p.err <= 0.0 {
+                (self.area.bottom, false)
+            } else {
+                (self.py(p.mean - p.err), true)
+            };
+            let _ = write!(bars, "M{x:.2},{low:.2}V{high:.2}M{:.2},{high:.2}h6", x - 3.0);
+            if capped {
+                let _ = write!(bars, "M{:.2},{low:.2}h6", x - 3.0);
             }
-            y += 5.0;
+        }
+        if !bars.is_empty() {
+            let colour = ink.colour;
+            let _ = writeln!(
+                svg,
+                r#"<path d="{bars}" stroke="{colour}" stroke-width="1.2" fill="none"/>"#
+            );
+        }
+        let theory: Vec<(f64, f64)> = visible
+            .iter()
+            .filter_map(|p| Some((p.x, p.theory.filter(|&t| !self.log_y || t > 0.0)?)))
+            .collect();
+        if !theory.is_empty() {
+            self.polyline(svg, "theory", &theory, &Ink::theory(series));
+        }
+        let shift = offset / (self.area.right - self.area.left) * self.x_axis.span();
+        let line: Vec<(f64, f64)> = visible.iter().map(|p| (p.x + shift, p.mean)).collect();
+        self.polyline(svg, "mean", &line, &ink);
+        for p in &visible {
+            Marker::nth(series.marker).draw(
+                svg,
+                self.px(p.x) + offset,
+                self.py(p.mean),
+                ink.colour,
+            );
         }
         let _ = writeln!(svg, "</g>");
     }
-}
 
-/// Splits `label` at ", " into lines of at most `max_width` pixels where possible.
-fn wrap(label: &str, max_width: f64) -> Vec<String> {
-    let mut lines: Vec<String> = Vec::new();
-    for part in label.split(", ") {
-        match lines.last_mut() {
-            Some(line) if text_width(&format!("{line}, {part}"), LEGEND_FONT) <= max_width => {
-                line.push_str(", ");
-                line.push_str(part);
-            }
-            Some(line) => {
-                line.push(',');
-                lines.push(part.to_string());
-            }
-            None => lines.push(part.to_string()),
-        }
-    }
-    lines
-}
-
-/// Marker shapes, all about `MARKER_RADIUS` in size.
-#[derive(Clone, Copy)]
-enum Marker {
-    Circle,
-    Square,
-    TriangleUp,
-    Diamond,
-    TriangleDown,
-    Hexagon,
-}
-
-impl Marker {
-    fn draw(self, svg: &mut String, x: f64, y: f64, colour: &str) {
-        let r = MARKER_RADIUS;
-        let style = format!(r#"fill="{colour}" stroke="white" stroke-width="0.8""#);
-        let polygon = |corners: &[(f64, f64)]| {
-            let points: Vec<String> = corners
-                .iter()
-                .map(|(dx, dy)| format!("{:.2},{:.2}", x + dx * r, y + dy * r))
-                .collect();
-            format!(r#"<polygon points="{}" {style}/>"#, points.join(" "))
-        };
-        let element = match self {
-            Marker::Circle => format!(r#"<circle cx="{x:.2}" cy="{y:.2}" r="{r}" {style}/>"#),
-            Marker::Square => polygon(&[(-0.9, -0.9), (0.9, -0.9), (0.9, 0.9), (-0.9, 0.9)]),
-            Marker::TriangleUp => polygon(&[(0.0, -1.25), (1.15, 0.85), (-1.15, 0.85)]),
-            Marker::Diamond => polygon(&[(0.0, -1.25), (1.1, 0.0), (0.0, 1.25), (-1.1, 0.0)]),
-            Marker::TriangleDown => polygon(&[(0.0, 1.25), (1.15, -0.85), (-1.15, -0.85)]),
-            Marker::Hexagon => {
-                let corners: Vec<(f64, f64)> = (0..6)
-                    .map(|k| {
-                        let a = std::f64::consts::FRAC_PI_3 * k as f64;
-                        (1.1 * a.cos(), 1.1 * a.sin())
-                    })
-                    .collect();
-                polygon(&corners)
-            }
-        };
-        svg.push_str(&element);
-        svg.push('\n');
+    /// The horizontal offset in units between neighbouring series at the same x.
+    fn nudge(&self, fig: &Figure) -> f64 {
+        let mut xs: Vec<f64> =
+            fig.series.iter().flat_map(|s| &s.points).map(|p| self.px(p.x)).collect();
+        xs.sort_by(f64::total_cmp);
+        let gap =
+            xs.windows(2).map(|w| w[1] - w[0]).filter(|&d| d > 0.5).fold(f64::INFINITY, f64::min);
+        (0.3 * gap / fig.series.len() as f64).min(4.0)
     }
 }
 
 /// Appends a `<text>` element.
-fn text_at(svg: &mut String, x: f64, y: f64, size: f64, anchor: &str, text: &str) {
+pub fn text_at(svg: &mut String, x: f64, y: f64, size: f64, anchor: &str, text: &str) {
     let _ = writeln!(
         svg,
         r#"<text x="{x:.2}" y="{y:.2}" font-size="{size}" text-anchor="{anchor}">{}</text>"#,
@@ -474,7 +353,7 @@ const ASCII_ADVANCE: [u16; 95] = [
 ];
 
 /// Rendered width of `text` in DejaVu Sans at `size` pixels (other characters: about 0.6 em).
-fn text_width(text: &str, size: f64) -> f64 {
+pub fn text_width(text: &str, size: f64) -> f64 {
     let em: f64 = text
         .chars()
         .map(|c| match c {
@@ -503,32 +382,42 @@ pub fn escape(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::plot::{Point, Reference, Series};
+    use crate::plot::{Point, Reference};
     use resvg::usvg::roxmltree;
 
-    fn figure() -> Figure {
-        let series = |label: &str, scale: f64| Series {
+    fn series(label: &str, scale: f64, colour: usize, dash: usize) -> Series {
+        Series {
             label: label.into(),
             points: (1..=5)
                 .map(|k| {
                     let x = 20.0 * k as f64 - 10.0;
-                    Point { x, mean: scale * (1.0 - x / 100.0), err: 0.05 * scale, n: 10 }
+                    let mean = scale * (1.0 - x / 100.0);
+                    Point { x, mean, err: 0.05 * scale, n: 10, runs: 2, theory: None }
                 })
                 .collect(),
-        };
+            colour,
+            dash,
+            marker: colour,
+        }
+    }
+
+    pub(crate) fn figure() -> Figure {
         Figure {
             title: "fig <2a> & more".into(),
             x_label: "% of parameters kept".into(),
             y_label: "generalisation error ε̂ (½·MSE)".into(),
+            caption: "points: mean over 2 seeds; bars: ±1 sd over seeds".into(),
             series: vec![
-                series("random_node, reweight=false", 0.8),
-                series("dpp_node, reweight=true, noise_std=0.25", 0.4),
-                series("a <&> b", 0.6),
+                series("random node", 0.8, 0, 0),
+                series("importance node, reweighted, σ = 0.25, N = 500, η = 0.5", 0.4, 1, 1),
+                series("a <&> b", 0.6, 1, 0),
             ],
             reference: vec![Reference { label: "unpruned".into(), y: 0.05 }],
+            curves: Vec::new(),
             log_y: false,
+            jitter: false,
             dropped: 0,
         }
     }
@@ -541,38 +430,90 @@ mod tests {
             .collect()
     }
 
+    fn lines<'a>(doc: &'a roxmltree::Document, class: &str) -> Vec<roxmltree::Node<'a, 'a>> {
+        doc.descendants().filter(|n| n.attribute("class") == Some(class)).collect()
+    }
+
     #[test]
     fn the_svg_is_well_formed_with_a_line_and_legend_entry_per_series() {
-        let svg = render_svg(&figure());
+        let svg = render_svg(&figure(), &Canvas::default());
         let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
         let root = doc.root_element();
         assert_eq!((root.attribute("width"), root.attribute("height")), (Some("720"), Some("450")));
-        assert_eq!(doc.descendants().filter(|n| n.has_tag_name("polyline")).count(), 3);
-        let polyline = doc.descendants().find(|n| n.has_tag_name("polyline")).unwrap();
-        assert_eq!(polyline.attribute("points").unwrap().split(' ').count(), 5);
+        let means = lines(&doc, "mean");
+        assert_eq!(means.len(), 3);
+        assert_eq!(means[0].attribute("points").unwrap().split(' ').count(), 5);
         let texts = texts(&doc);
-        for label in ["random_node, reweight=false", "a <&> b", "unpruned", "fig <2a> & more"] {
+        for label in ["random node", "a <&> b", "unpruned", "fig <2a> & more"] {
             assert!(texts.iter().any(|t| t == label), "{label} missing from {texts:?}");
         }
-        assert!(texts.iter().any(|t| t == "noise_std=0.25"), "long labels wrap: {texts:?}");
-        assert!(svg.contains("a &lt;&amp;&gt; b") && !svg.contains("a <&> b"));
-        assert_eq!(
-            doc.descendants().filter(|n| n.attribute("stroke-dasharray").is_some()).count(),
-            2
+        assert!(texts.iter().any(|t| t.starts_with("importance node, reweighted,")), "{texts:?}");
+        assert!(
+            !texts.iter().any(|t| t.ends_with("η = 0.5") && t.starts_with("importance")),
+            "long labels wrap: {texts:?}"
         );
-        // Three distinct series colours.
-        let mut colours: Vec<&str> = doc
+        assert!(svg.contains("a &lt;&amp;&gt; b") && !svg.contains("a <&> b"));
+        // Colour follows `colour`, dash follows `dash`: series 1 and 2 share a colour, series 1
+        // alone is dashed.
+        let stroke = |n: &roxmltree::Node| n.attribute("stroke").unwrap().to_string();
+        assert_ne!(stroke(&means[0]), stroke(&means[1]));
+        assert_eq!(stroke(&means[1]), stroke(&means[2]));
+        let dashed: Vec<bool> =
+            means.iter().map(|n| n.attribute("stroke-dasharray").is_some()).collect();
+        assert_eq!(dashed, [false, true, false]);
+        let caption = lines(&doc, "caption");
+        assert_eq!(caption[0].text(), Some("points: mean over 2 seeds; bars: ±1 sd over seeds"));
+    }
+
+    #[test]
+    fn theory_lines_and_curves_are_drawn_and_jitter_only_when_asked() {
+        let mut fig = figure();
+        let svg = render_svg(&fig, &Canvas::default());
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        assert!(lines(&doc, "theory").is_empty() && lines(&doc, "curve").is_empty());
+        let x_of = |doc: &roxmltree::Document, i: usize| {
+            let points = lines(doc, "mean")[i].attribute("points").unwrap().to_string();
+            points.split(',').next().unwrap().parse::<f64>().unwrap()
+        };
+        assert_eq!(x_of(&doc, 0), x_of(&doc, 1), "no sideways shift by default");
+
+        fig.series[0].points[1].theory = Some(0.5);
+        fig.series[0].points[2].theory = Some(0.4);
+        fig.curves.push(Curve {
+            label: "Theorem 1, eq. 5".into(),
+            points: vec![(10.0, 0.9), (50.0, 0.2)],
+            dash: 0,
+        });
+        fig.jitter = true;
+        let svg = render_svg(&fig, &Canvas::default());
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let theory = lines(&doc, "theory");
+        assert_eq!(theory.len(), 1);
+        assert_eq!(theory[0].attribute("points").unwrap().split(' ').count(), 2);
+        assert_eq!(lines(&doc, "curve").len(), 1);
+        assert!(texts(&doc).iter().any(|t| t == "Theorem 1, eq. 5"), "curves are in the legend");
+        assert!(x_of(&doc, 0) < x_of(&doc, 1), "--jitter shifts series apart");
+    }
+
+    #[test]
+    fn the_canvas_sets_size_and_fonts() {
+        let canvas = Canvas { width: 400.0, height: 300.0, font_size: 9.0, dpi: 96.0 };
+        let svg = render_svg(&figure(), &canvas);
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let root = doc.root_element();
+        assert_eq!((root.attribute("width"), root.attribute("height")), (Some("400"), Some("300")));
+        let legend = doc.descendants().find(|n| n.attribute("class") == Some("legend")).unwrap();
+        let sizes: Vec<&str> = legend
             .descendants()
-            .filter(|n| n.has_tag_name("polyline"))
-            .filter_map(|n| n.attribute("stroke"))
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.attribute("font-size"))
             .collect();
-        colours.dedup();
-        assert_eq!(colours.len(), 3);
+        assert!(!sizes.is_empty() && sizes.iter().all(|s| *s == "9"), "{sizes:?}");
     }
 
     #[test]
     fn the_legend_sits_right_of_the_plot_area() {
-        let svg = render_svg(&figure());
+        let svg = render_svg(&figure(), &Canvas::default());
         let doc = roxmltree::Document::parse(&svg).unwrap();
         let frame = doc
             .descendants()
@@ -583,41 +524,8 @@ mod tests {
         let legend = doc.descendants().find(|n| n.attribute("class") == Some("legend")).unwrap();
         for text in legend.descendants().filter(|n| n.has_tag_name("text")) {
             let x = num(text, "x");
-            assert!(
-                x > plot_right && x + text_width(text.text().unwrap(), LEGEND_FONT) <= WIDTH,
-                "{x}"
-            );
+            assert!(x > plot_right && x + text_width(text.text().unwrap(), 12.0) <= 720.0, "{x}");
         }
-    }
-
-    #[test]
-    fn ticks_are_nice() {
-        let values =
-            |ticks: Vec<(f64, String)>| ticks.into_iter().map(|(_, t)| t).collect::<Vec<_>>();
-        assert_eq!(
-            values(linear_ticks(6.0, 94.0, 9)),
-            ["10", "20", "30", "40", "50", "60", "70", "80", "90"]
-        );
-        assert_eq!(values(linear_ticks(-0.03, 0.83, 8)), ["0.0", "0.2", "0.4", "0.6", "0.8"]);
-        assert_eq!(
-            values(linear_ticks(-1.2, 1.2, 8)),
-            ["\u{2212}1.0", "\u{2212}0.5", "0.0", "0.5", "1.0"]
-        );
-        assert_eq!(values(linear_ticks(0.0, 3e-5, 4)), ["0", "10⁻⁵", "2×10⁻⁵", "3×10⁻⁵"]);
-        // Log: 1-2-5 within two decades, whole decades beyond.
-        assert_eq!(values(log_ticks(-1.9, -0.1, 8)), ["0.02", "0.05", "0.1", "0.2", "0.5"]);
-        assert_eq!(
-            values(log_ticks(0.035f64.log10(), 0.35f64.log10(), 8)),
-            ["0.04", "0.05", "0.06", "0.08", "0.1", "0.2", "0.3"]
-        );
-        assert_eq!(
-            values(log_ticks(0.021f64.log10(), 0.024f64.log10(), 8)),
-            ["0.021", "0.022", "0.023", "0.024"]
-        );
-        assert_eq!(
-            values(log_ticks(-6.5, 0.2, 8)),
-            ["10⁻⁶", "10⁻⁵", "10⁻⁴", "0.001", "0.01", "0.1", "1"]
-        );
     }
 
     #[test]
@@ -626,7 +534,7 @@ mod tests {
         fig.log_y = true;
         fig.series[0].points[0].err = 10.0; // reaches below zero
         fig.series[1].points[4].mean = 0.0; // cannot be drawn
-        let svg = render_svg(&fig);
+        let svg = render_svg(&fig, &Canvas::default());
         let doc = roxmltree::Document::parse(&svg).unwrap();
         let counts: Vec<usize> = doc
             .descendants()
