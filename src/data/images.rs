@@ -5,10 +5,13 @@
 //! [`check`] is the cheap look before a plan starts: the same checks as [`load`] (files, counts,
 //! sizes, labels, normalisation) without decoding the images.
 use super::dataset_dir::{self, DatasetFiles, Format};
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
+
+/// The largest |mean| and std, and the inverse of the smallest std, that a normalisation may use.
+pub const NORMALIZE_LIMIT: f64 = 1e6;
 
 /// How inputs are normalised after scaling to [0, 1].
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -47,21 +50,29 @@ impl Normalize {
         }
     }
 
-    /// Checks the values: positive finite std, one or `channels` entries.
+    /// Checks the values: as many means as stds, every mean in ±[`NORMALIZE_LIMIT`], every std
+    /// in [1/`NORMALIZE_LIMIT`, `NORMALIZE_LIMIT`], so that normalised inputs are finite f32.
     pub fn check(&self) -> Result<()> {
         if let Normalize::MeanStd { mean, std } = self {
             ensure!(
                 !mean.is_empty() && mean.len() == std.len(),
                 "normalize: mean and std need the same, non-zero number of entries"
             );
-            ensure!(
-                mean.iter().all(|m| m.is_finite()),
-                "normalize: every mean must be a finite number"
-            );
-            ensure!(
-                std.iter().all(|s| s.is_finite() && *s > 0.0),
-                "normalize: every std must be a finite number > 0"
-            );
+            if let Some(m) =
+                mean.iter().find(|m| !(-NORMALIZE_LIMIT..=NORMALIZE_LIMIT).contains(*m))
+            {
+                bail!(
+                    "normalize: every mean must be a finite number within ±{NORMALIZE_LIMIT:e} \
+                     (got {m:?})"
+                );
+            }
+            let range = 1.0 / NORMALIZE_LIMIT..=NORMALIZE_LIMIT;
+            if let Some(s) = std.iter().find(|s| !range.contains(*s)) {
+                bail!(
+                    "normalize: every std must be a number from {:e} to {NORMALIZE_LIMIT:e} (got {s:?})",
+                    1.0 / NORMALIZE_LIMIT
+                );
+            }
         }
         Ok(())
     }
