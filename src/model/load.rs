@@ -20,7 +20,7 @@
 //!   how many), and a layer with zero units or zero inputs.
 use crate::model::io::parse_safetensors;
 use crate::model::mlp::{Activation, Mlp};
-use crate::model::torchscript::verify_zip;
+use crate::model::torchscript::{verify_crcs, zip_structure};
 use anyhow::{bail, Context, Result};
 use rand_distr::{Distribution, StandardNormal};
 use safetensors::tensor::Dtype;
@@ -180,8 +180,12 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let shown = path.display();
     if bytes.starts_with(b"PK\x03\x04") {
-        let names = verify_zip(&bytes)
-            .with_context(|| format!("{shown} is a corrupt or truncated zip archive"))?;
+        let names = zip_structure(&bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{shown}: libtorch cannot load this TorchScript file: its zip archive is \
+                 truncated or corrupt ({e})"
+            )
+        })?;
         if !names.iter().any(|n| n.contains("/code/") || n.ends_with("/constants.pkl")) {
             bail!(
                 "{shown} is a torch.save checkpoint (a pickled state dict or module), not TorchScript; \
@@ -189,6 +193,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
                  safetensors.torch.save_file(model.state_dict(), \"model.safetensors\")"
             );
         }
+        verify_crcs(&bytes).with_context(|| format!("{shown} is corrupt"))?;
         load_torchscript(path, &bytes, options)
     } else if looks_like_safetensors(&bytes) {
         load_safetensors(path, &bytes, options)

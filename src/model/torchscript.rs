@@ -371,15 +371,44 @@ pub fn zip_names(bytes: &[u8]) -> Option<Vec<String>> {
 }
 
 /// The names of a zip archive's records, after checking the archive's structure (its end
-/// record, central directory and local headers, zip64 included) and every record's CRC-32, so
-/// that a damaged archive is refused before libtorch, which does not check CRCs, reads it. The
-/// error says what is wrong and at which byte offset.
+/// record, central directory and local headers, zip64 included) and every record's CRC-32:
+/// [`zip_structure`] then [`verify_crcs`].
 pub fn verify_zip(bytes: &[u8]) -> Result<Vec<String>> {
+    let names = zip_structure(bytes)?;
+    verify_crcs(bytes)?;
+    Ok(names)
+}
+
+/// The names of a zip archive's records, after checking its structure: the end record, the
+/// central directory, and each record's local header, which must agree with its directory entry
+/// and whose data must end before the directory. The error says what is wrong and at which byte.
+pub fn zip_structure(bytes: &[u8]) -> Result<Vec<String>> {
     let (records, directory_start) = zip_directory(bytes)?;
     for record in &records {
-        verify_record(bytes, record, directory_start)?;
+        record_data(bytes, record, directory_start)?;
     }
     Ok(records.into_iter().map(|r| r.name).collect())
+}
+
+/// Checks the CRC-32 of every record's data (libtorch does not), so that a damaged archive is
+/// refused before libtorch reads it. The error names the record and its bytes.
+pub fn verify_crcs(bytes: &[u8]) -> Result<()> {
+    let (records, directory_start) = zip_directory(bytes)?;
+    for record in &records {
+        let (start, data) = record_data(bytes, record, directory_start)?;
+        let name = &record.name;
+        let crc = record_crc(data, record)
+            .with_context(|| format!("record `{name}`'s data at byte {start} cannot be read"))?;
+        if crc != record.crc {
+            anyhow::bail!(
+                "record `{name}` (data at bytes {start}..{}) has CRC-32 0x{crc:08x}, but the \
+                 archive records 0x{:08x}",
+                start + data.len(),
+                record.crc
+            );
+        }
+    }
+    Ok(())
 }
 
 /// One record as the central directory describes it.
@@ -514,8 +543,13 @@ fn apply_zip64(extra: &[u8], record: &mut ZipRecord) -> Result<()> {
     Ok(())
 }
 
-/// Checks `record`'s local header against its central directory entry, and its CRC-32.
-fn verify_record(bytes: &[u8], record: &ZipRecord, directory_start: usize) -> Result<()> {
+/// Where `record`'s data start, and the data, after checking its local header against its
+/// central directory entry.
+fn record_data<'a>(
+    bytes: &'a [u8],
+    record: &ZipRecord,
+    directory_start: usize,
+) -> Result<(usize, &'a [u8])> {
     let name = &record.name;
     let at = usize::try_from(record.local).unwrap_or(usize::MAX);
     if le(bytes, at, 4).ok() != Some(u64::from(LOCAL_SIG)) {
@@ -524,12 +558,21 @@ fn verify_record(bytes: &[u8], record: &ZipRecord, directory_start: usize) -> Re
             record.entry
         );
     }
-    let (name_len, extra_len) = (le(bytes, at + 26, 2)? as usize, le(bytes, at + 28, 2)? as usize);
+    let field = |offset: usize, n: usize| le(bytes, at + offset, n);
+    let (name_len, extra_len) = (field(26, 2)? as usize, field(28, 2)? as usize);
     if bytes.get(at + 30..at + 30 + name_len) != Some(record.name.as_bytes()) {
         anyhow::bail!("record `{name}`'s local header at byte {at} names another record");
     }
-    if record.flags & 0x0008 == 0 && le(bytes, at + 14, 4)? != u64::from(record.crc) {
-        anyhow::bail!("record `{name}`'s local header at byte {at} and its directory entry disagree on its CRC-32");
+    let described = record.flags & 0x0008 == 0; // else a data descriptor follows the data
+    let sizes = [(field(18, 4)?, record.compressed), (field(22, 4)?, record.size)];
+    let sizes_agree =
+        sizes.iter().all(|&(local, central)| local == 0xffff_ffff || local == central);
+    if field(8, 2)? != u64::from(record.method)
+        || described && (field(14, 4)? != u64::from(record.crc) || !sizes_agree)
+    {
+        anyhow::bail!(
+            "record `{name}`'s local header at byte {at} disagrees with its directory entry"
+        );
     }
     let start = at + 30 + name_len + extra_len;
     let stop = start as u64 + record.compressed;
@@ -539,17 +582,7 @@ fn verify_record(bytes: &[u8], record: &ZipRecord, directory_start: usize) -> Re
             record.compressed
         );
     }
-    let data = &bytes[start..stop as usize];
-    let crc = record_crc(data, record)
-        .with_context(|| format!("record `{name}`'s data at byte {start} cannot be read"))?;
-    if crc != record.crc {
-        anyhow::bail!(
-            "record `{name}` (data at bytes {start}..{stop}) has CRC-32 0x{crc:08x}, but the \
-             archive records 0x{:08x}",
-            record.crc
-        );
-    }
-    Ok(())
+    Ok((start, &bytes[start..stop as usize]))
 }
 
 /// The CRC-32 of a record's uncompressed data.
