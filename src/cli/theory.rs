@@ -1,11 +1,14 @@
-//! `prunelab theory`: closed-form quantities of the teacher-student setting.
+//! `prunelab theory`: closed-form quantities of the teacher-student setting. Arguments are
+//! checked before anything is computed: sizes within [`MAX_UNITS`] and [`MAX_INPUTS`], a finite
+//! --v-star, kept fractions in (0, 1], so that no table shows NaN or an overflowed number; the
+//! order parameters of saved networks must come out finite.
 use super::Status;
 use crate::evaluate::ge_theory;
 use crate::model::io::load_two_layer;
 use crate::prune::budget::edges_for_nodes;
 use crate::theory::{ge, order_params::OrderParams};
 use anyhow::Result;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Closed-form generalisation errors and order parameters.
 #[derive(clap::Args)]
@@ -72,99 +75,120 @@ enum Command {
 
 pub fn run(args: Args) -> Result<Status> {
     match args.command {
-        Command::Theorem1 { m, k, v_star, json } => {
-            check_sizes(m, k)?;
-            let z = k / m;
-            let rows: Vec<(usize, f64, f64)> = (1..=m)
-                .map(|kn| {
-                    (
-                        kn,
-                        ge::theorem1_dpp_node(m, z, v_star, kn),
-                        ge::theorem1_dpp_node_reweighted(m, v_star, kn),
-                    )
-                })
-                .collect();
-            if json {
-                let rows: Vec<_> = rows.iter().map(|(kn, e, r)| serde_json::json!({"kn": kn, "dpp_node": e, "dpp_node_reweighted": r})).collect();
-                println!(
-                    "{}",
-                    serde_json::json!({"M": m, "K": k, "Z": z, "v_star": v_star, "rows": rows})
-                );
-            } else {
-                println!("Theorem 1, M = {m}, K = {k} (Z = {z}), v* = {v_star}");
-                println!("{:>4}  {:>12}  {:>16}", "kn", "ε DPP node", "ε DPP + DIVNET");
-                for (kn, e, r) in rows {
-                    println!("{kn:>4}  {e:>12.4}  {r:>16.4}");
-                }
-            }
-            Ok(Status::Ok)
-        }
-        Command::RandomEdge { m, k, n, v_star, c, json } => {
-            check_sizes(m, k)?;
-            anyhow::ensure!(n >= 1, "--n must be at least 1");
-            if let Some(bad) = c.iter().find(|c| !(**c > 0.0 && **c <= 1.0)) {
-                anyhow::bail!("--c: {bad} is not a kept fraction in (0, 1]");
-            }
-            let z = k / m;
-            let points: Vec<(String, f64)> = if c.is_empty() {
-                (1..k)
-                    .map(|kn| {
-                        let e = edges_for_nodes(kn, n, k, 1);
-                        (format!("{kn}:{e}"), e as f64 / n as f64)
-                    })
-                    .collect()
-            } else {
-                c.iter().map(|&c| (String::new(), c)).collect()
-            };
-            let rows: Vec<(String, f64, f64)> = points
-                .into_iter()
-                .map(|(label, c)| (label, c, ge::random_edge(m, z, v_star, c)))
-                .collect();
-            if json {
-                let rows: Vec<_> = rows
-                    .iter()
-                    .map(|(l, c, e)| serde_json::json!({"budget": l, "c": c, "random_edge": e}))
-                    .collect();
-                println!(
-                    "{}",
-                    serde_json::json!({"M": m, "K": k, "Z": z, "N": n, "v_star": v_star, "rows": rows})
-                );
-            } else {
-                println!("random edge pruning of an idealised student, M = {m}, K = {k} (Z = {z}), v* = {v_star}");
-                println!("{:>10}  {:>8}  {:>8}", "nodes:edges", "c", "ε");
-                for (label, c, e) in rows {
-                    println!("{label:>10}  {c:>8.4}  {e:>8.4}");
-                }
-            }
-            Ok(Status::Ok)
-        }
+        Command::Theorem1 { m, k, v_star, json } => theorem1(m, k, v_star, json),
+        Command::RandomEdge { m, k, n, v_star, c, json } => random_edge(m, k, n, v_star, &c, json),
         Command::OrderParams { folder, student, teacher, json } => {
             let (student, teacher) = match folder {
                 Some(dir) => (dir.join("student.safetensors"), dir.join("teacher.safetensors")),
                 None => (student.unwrap_or_default(), teacher.unwrap_or_default()),
             };
-            let (student, teacher) = (load_two_layer(&student)?, load_two_layer(&teacher)?);
-            let op = OrderParams::new(&student, &teacher)?;
-            let eps = ge_theory(&student, &teacher)?;
-            if json {
-                let value = serde_json::json!({
-                    "K": op.k, "M": op.m, "N": student.input_dim,
-                    "Q": rows(&op.q, op.k), "R": rows(&op.r, op.m), "T": rows(&op.t, op.m),
-                    "v": student.v, "v_star": teacher.v, "ge_theory": eps,
-                });
-                println!("{value}");
-            } else {
-                println!("N = {}, K = {}, M = {}", student.input_dim, op.k, op.m);
-                print_matrix("Q = w wᵀ/N", &op.q, op.k);
-                print_matrix("R = w w*ᵀ/N", &op.r, op.m);
-                print_matrix("T = w* w*ᵀ/N", &op.t, op.m);
-                println!("v  = {:?}", student.v);
-                println!("v* = {:?}", teacher.v);
-                println!("ε (analytic, noise-free) = {eps:.6}");
-            }
-            Ok(Status::Ok)
+            order_params(&student, &teacher, json)
         }
     }
+}
+
+fn theorem1(m: usize, k: usize, v_star: f64, json: bool) -> Result<Status> {
+    check_sizes(m, k)?;
+    check_v_star(v_star)?;
+    let z = k / m;
+    let rows: Vec<(usize, f64, f64)> = (1..=m)
+        .map(|kn| {
+            (
+                kn,
+                ge::theorem1_dpp_node(m, z, v_star, kn),
+                ge::theorem1_dpp_node_reweighted(m, v_star, kn),
+            )
+        })
+        .collect();
+    if json {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(
+                |(kn, e, r)| serde_json::json!({"kn": kn, "dpp_node": e, "dpp_node_reweighted": r}),
+            )
+            .collect();
+        println!("{}", serde_json::json!({"M": m, "K": k, "Z": z, "v_star": v_star, "rows": rows}));
+    } else {
+        println!("Theorem 1, M = {m}, K = {k} (Z = {z}), v* = {v_star}");
+        println!("{:>4}  {:>12}  {:>16}", "kn", "ε DPP node", "ε DPP + DIVNET");
+        for (kn, e, r) in rows {
+            println!("{kn:>4}  {e:>12.4}  {r:>16.4}");
+        }
+    }
+    Ok(Status::Ok)
+}
+
+fn random_edge(m: usize, k: usize, n: usize, v_star: f64, c: &[f64], json: bool) -> Result<Status> {
+    check_sizes(m, k)?;
+    check_v_star(v_star)?;
+    anyhow::ensure!(
+        (1..=MAX_INPUTS).contains(&n),
+        "--n = {n} is out of range: the input dimension must be 1 to {MAX_INPUTS}"
+    );
+    if let Some(bad) = c.iter().find(|c| !(**c > 0.0 && **c <= 1.0)) {
+        anyhow::bail!("--c: {bad} is not a kept fraction in (0, 1]");
+    }
+    let z = k / m;
+    let points: Vec<(String, f64)> = if c.is_empty() {
+        (1..k)
+            .map(|kn| {
+                let e = edges_for_nodes(kn, n, k, 1);
+                (format!("{kn}:{e}"), e as f64 / n as f64)
+            })
+            .collect()
+    } else {
+        c.iter().map(|&c| (String::new(), c)).collect()
+    };
+    let rows: Vec<(String, f64, f64)> =
+        points.into_iter().map(|(label, c)| (label, c, ge::random_edge(m, z, v_star, c))).collect();
+    if json {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|(l, c, e)| serde_json::json!({"budget": l, "c": c, "random_edge": e}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"M": m, "K": k, "Z": z, "N": n, "v_star": v_star, "rows": rows})
+        );
+    } else {
+        println!("random edge pruning of an idealised student, M = {m}, K = {k} (Z = {z}), v* = {v_star}");
+        println!("{:>10}  {:>8}  {:>8}", "nodes:edges", "c", "ε");
+        for (label, c, e) in rows {
+            println!("{label:>10}  {c:>8.4}  {e:>8.4}");
+        }
+    }
+    Ok(Status::Ok)
+}
+
+fn order_params(student_path: &Path, teacher_path: &Path, json: bool) -> Result<Status> {
+    let (student, teacher) = (load_two_layer(student_path)?, load_two_layer(teacher_path)?);
+    let op = OrderParams::new(&student, &teacher)?;
+    let eps = ge_theory(&student, &teacher)?;
+    let all = op.q.iter().chain(&op.r).chain(&op.t).chain(std::iter::once(&eps));
+    if let Some(bad) = all.copied().find(|x| !x.is_finite()) {
+        anyhow::bail!(
+            "the order parameters of {} against {} overflow to {bad}: their weights are too large",
+            student_path.display(),
+            teacher_path.display()
+        );
+    }
+    if json {
+        let value = serde_json::json!({
+            "K": op.k, "M": op.m, "N": student.input_dim,
+            "Q": rows(&op.q, op.k), "R": rows(&op.r, op.m), "T": rows(&op.t, op.m),
+            "v": student.v, "v_star": teacher.v, "ge_theory": eps,
+        });
+        println!("{value}");
+    } else {
+        println!("N = {}, K = {}, M = {}", student.input_dim, op.k, op.m);
+        print_matrix("Q = w wᵀ/N", &op.q, op.k);
+        print_matrix("R = w w*ᵀ/N", &op.r, op.m);
+        print_matrix("T = w* w*ᵀ/N", &op.t, op.m);
+        println!("v  = {:?}", student.v);
+        println!("v* = {:?}", teacher.v);
+        println!("ε (analytic, noise-free) = {eps:.6}");
+    }
+    Ok(Status::Ok)
 }
 
 fn rows(values: &[f64], cols: usize) -> Vec<Vec<f64>> {
@@ -178,10 +202,33 @@ fn print_matrix(title: &str, values: &[f64], cols: usize) {
     }
 }
 
+/// The most hidden units --m and --k may give (one table row each).
+pub const MAX_UNITS: usize = 100_000;
+/// The largest input dimension --n may give.
+pub const MAX_INPUTS: usize = 1_000_000_000;
+/// The largest |v*| accepted: ε grows as v*², which must stay a finite number.
+pub const MAX_V_STAR: f64 = 1e100;
+
 fn check_sizes(m: usize, k: usize) -> Result<()> {
     anyhow::ensure!(
-        m >= 1 && k >= m && k.is_multiple_of(m),
+        (1..=MAX_UNITS).contains(&m),
+        "--m = {m} is out of range: the teacher's hidden units must be 1 to {MAX_UNITS}"
+    );
+    anyhow::ensure!(
+        k <= MAX_UNITS,
+        "--k = {k} is out of range: the student's hidden units must be at most {MAX_UNITS}"
+    );
+    anyhow::ensure!(
+        k >= m && k.is_multiple_of(m),
         "--k = {k} must be a positive multiple of --m = {m}"
+    );
+    Ok(())
+}
+
+fn check_v_star(v_star: f64) -> Result<()> {
+    anyhow::ensure!(
+        v_star.is_finite() && v_star.abs() <= MAX_V_STAR,
+        "--v-star = {v_star} is out of range: it must be a finite number of magnitude at most {MAX_V_STAR:e}"
     );
     Ok(())
 }

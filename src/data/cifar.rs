@@ -10,6 +10,7 @@
 //! 10,000 records each.
 
 use std::fs;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -39,40 +40,69 @@ pub struct Batch {
 /// Reads a CIFAR-10 binary batch holding any positive whole number of records.
 pub fn read_batch(path: &Path) -> Result<Batch> {
     let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let file = path.display();
-    if bytes.is_empty() {
-        bail!("{file} is empty, but a CIFAR-10 batch holds {RECORD_LEN}-byte records");
-    }
-    if !bytes.len().is_multiple_of(RECORD_LEN) {
-        bail!(
-            "{file} holds {} bytes, not a whole number of {RECORD_LEN}-byte CIFAR-10 records \
-             ({} bytes over){}",
-            bytes.len(),
-            bytes.len() % RECORD_LEN,
-            length_hint(&bytes)
-        );
-    }
-    let n = bytes.len() / RECORD_LEN;
+    let n = check_length(path, bytes.len(), &bytes)?;
     let mut labels = Vec::with_capacity(n);
     let mut pixels = Vec::with_capacity(n * IMAGE_LEN);
     for (index, record) in bytes.chunks_exact(RECORD_LEN).enumerate() {
         let (label, image) = (record[0], &record[1..]);
-        if label >= CLASSES {
-            bail!("{file} record {index} has label {label}, but CIFAR-10 labels are 0..=9");
-        }
+        check_label(path, index, label)?;
         labels.push(label);
         pixels.extend_from_slice(image);
     }
     Ok(Batch { n, labels, pixels })
 }
 
+/// Reads only the labels of a CIFAR-10 binary batch (one byte per record, the pixels skipped),
+/// with the same checks as [`read_batch`].
+pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
+    let cannot_read = || format!("cannot read {}", path.display());
+    let mut file = fs::File::open(path).with_context(cannot_read)?;
+    let len = file.metadata().with_context(cannot_read)?.len();
+    let mut head = Vec::with_capacity(2);
+    (&mut file).take(2).read_to_end(&mut head).with_context(cannot_read)?;
+    let n = check_length(path, usize::try_from(len).unwrap_or(usize::MAX), &head)?;
+    let mut labels = Vec::with_capacity(n);
+    let mut label = [0u8];
+    for index in 0..n {
+        file.seek(SeekFrom::Start((index * RECORD_LEN) as u64)).with_context(cannot_read)?;
+        file.read_exact(&mut label).with_context(cannot_read)?;
+        check_label(path, index, label[0])?;
+        labels.push(label[0]);
+    }
+    Ok(labels)
+}
+
+/// The number of records in a batch file of `len` bytes that starts with `head`.
+fn check_length(path: &Path, len: usize, head: &[u8]) -> Result<usize> {
+    let file = path.display();
+    if len == 0 {
+        bail!("{file} is empty, but a CIFAR-10 batch holds {RECORD_LEN}-byte records");
+    }
+    if !len.is_multiple_of(RECORD_LEN) {
+        bail!(
+            "{file} holds {len} bytes, not a whole number of {RECORD_LEN}-byte CIFAR-10 records \
+             ({} bytes over){}",
+            len % RECORD_LEN,
+            length_hint(head, len)
+        );
+    }
+    Ok(len / RECORD_LEN)
+}
+
+fn check_label(path: &Path, index: usize, label: u8) -> Result<()> {
+    if label >= CLASSES {
+        bail!("{} record {index} has label {label}, but CIFAR-10 labels are 0..=9", path.display());
+    }
+    Ok(())
+}
+
 /// A guess at what a file of the wrong length is, for the error message.
-fn length_hint(bytes: &[u8]) -> &'static str {
-    if bytes.first() == Some(&0x80) {
+fn length_hint(head: &[u8], len: usize) -> &'static str {
+    if head.first() == Some(&0x80) {
         "; it looks like a Python pickle, so use the binary version (cifar-10-binary.tar.gz)"
-    } else if bytes.starts_with(&[0x1f, 0x8b]) {
+    } else if head.starts_with(&[0x1f, 0x8b]) {
         "; it is gzip-compressed, so extract cifar-10-binary.tar.gz first"
-    } else if bytes.len().is_multiple_of(RECORD_LEN + 1) {
+    } else if len.is_multiple_of(RECORD_LEN + 1) {
         "; its length fits CIFAR-100's 3074-byte records"
     } else {
         ""
@@ -113,6 +143,21 @@ pub(crate) mod tests {
         assert_eq!(batch.pixels[IMAGE_LEN], 1);
         assert_eq!(batch.pixels[2 * IMAGE_LEN - 1], (3072 % 256) as u8);
         assert_eq!(batch.pixels[2 * IMAGE_LEN + 1024], ((2 + 1024) % 256) as u8);
+    }
+
+    #[test]
+    fn labels_alone_are_read_with_the_same_checks() {
+        let dir = Scratch::new("cifar-labels");
+        let path = dir.write("data_batch_1.bin", &batch_bytes(&[3, 9, 0, 5]));
+        assert_eq!(read_labels(&path).expect("labels"), [3, 9, 0, 5]);
+        let bad = dir.write("data_batch_2.bin", &batch_bytes(&[1, 12]));
+        let msg = format!("{:#}", read_labels(&bad).expect_err("label 12"));
+        assert!(msg.contains("data_batch_2.bin record 1 has label 12"), "{msg}");
+        let mut short = batch_bytes(&[1, 2]);
+        short.pop();
+        let short = dir.write("data_batch_3.bin", &short);
+        let msg = format!("{:#}", read_labels(&short).expect_err("short"));
+        assert!(msg.contains("data_batch_3.bin holds 6145 bytes"), "{msg}");
     }
 
     #[test]

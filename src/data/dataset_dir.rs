@@ -10,7 +10,11 @@
 //! `dataset-fashion-mnist`); torchvision's `<root>/MNIST/raw` and
 //! `<root>/FashionMNIST/raw`, given `<root>` or `<root>/MNIST`; and
 //! CIFAR-10's `cifar-10-batches-bin` folder, given it or its parent.
-//! [`load`] reads the files it found into `u8` arrays.
+//! [`load`] reads the files it found into `u8` arrays; [`survey`] reads only what a plan needs
+//! to know (the headers, the file lengths and the labels). Both check that each image file
+//! and its labels hold the same count, that training and test images have the same size, and
+//! that the labels number the classes: the training labels are 0..K−1 with every class present,
+//! and every test label is one of them (a stray byte would otherwise add classes silently).
 
 use std::fmt;
 use std::fs;
@@ -103,6 +107,18 @@ pub struct Loaded {
     pub n_train: usize,
     pub n_test: usize,
     pub dim: usize,
+    /// The number of classes, K: the training labels are 0..K−1.
+    pub classes: usize,
+}
+
+/// What a dataset's files declare, found without reading the pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Survey {
+    pub format: Format,
+    pub n_train: usize,
+    pub n_test: usize,
+    pub dim: usize,
+    pub classes: usize,
 }
 
 /// What one folder holds of one format.
@@ -235,20 +251,44 @@ pub fn load(files: &DatasetFiles) -> Result<Loaded> {
     }
 }
 
+/// Checks every file of the dataset as [`load`] does, reading only the image files' headers
+/// and lengths (a gzip file is inflated as a stream, not kept) and the labels.
+pub fn survey(files: &DatasetFiles) -> Result<Survey> {
+    match files {
+        DatasetFiles::Idx(files) => survey_idx(files),
+        DatasetFiles::Cifar10(files) => survey_cifar(files),
+    }
+}
+
+fn survey_idx(files: &IdxFiles) -> Result<Survey> {
+    let [n_train, rows, cols] = idx::read_images_header(&files.train_images)?;
+    let train_y = idx::read_labels(&files.train_labels)?;
+    check_counts(&files.train_images, n_train, &files.train_labels, train_y.len())?;
+    let [n_test, test_rows, test_cols] = idx::read_images_header(&files.test_images)?;
+    let test_y = idx::read_labels(&files.test_labels)?;
+    check_counts(&files.test_images, n_test, &files.test_labels, test_y.len())?;
+    check_same_size(files, (rows, cols), (test_rows, test_cols))?;
+    let classes = idx_classes(files, &train_y, &test_y)?;
+    Ok(Survey { format: Format::Idx, n_train, n_test, dim: rows * cols, classes })
+}
+
+fn survey_cifar(files: &CifarFiles) -> Result<Survey> {
+    let train =
+        files.train.iter().map(|path| cifar::read_labels(path)).collect::<Result<Vec<_>>>()?;
+    let test_y = cifar::read_labels(&files.test)?;
+    let parts: Vec<(&Path, &[u8])> =
+        files.train.iter().map(PathBuf::as_path).zip(train.iter().map(Vec::as_slice)).collect();
+    let classes = check_classes(&parts, &cifar_train_names(files), &files.test, &test_y)?;
+    let n_train = train.iter().map(Vec::len).sum();
+    let dim = cifar::IMAGE_LEN;
+    Ok(Survey { format: Format::Cifar10, n_train, n_test: test_y.len(), dim, classes })
+}
+
 fn load_idx(files: &IdxFiles) -> Result<Loaded> {
     let (train, train_y) = read_idx_pair(&files.train_images, &files.train_labels)?;
     let (test, test_y) = read_idx_pair(&files.test_images, &files.test_labels)?;
-    if (train.rows, train.cols) != (test.rows, test.cols) {
-        bail!(
-            "training images {} are {}×{} but test images {} are {}×{}",
-            files.train_images.display(),
-            train.rows,
-            train.cols,
-            files.test_images.display(),
-            test.rows,
-            test.cols
-        );
-    }
+    check_same_size(files, (train.rows, train.cols), (test.rows, test.cols))?;
+    let classes = idx_classes(files, &train_y, &test_y)?;
     Ok(Loaded {
         n_train: train.n,
         n_test: test.n,
@@ -257,25 +297,99 @@ fn load_idx(files: &IdxFiles) -> Result<Loaded> {
         train_y,
         test_x: test.pixels,
         test_y,
+        classes,
     })
+}
+
+fn check_same_size(files: &IdxFiles, train: (usize, usize), test: (usize, usize)) -> Result<()> {
+    if train != test {
+        bail!(
+            "training images {} are {}×{} but test images {} are {}×{}",
+            files.train_images.display(),
+            train.0,
+            train.1,
+            files.test_images.display(),
+            test.0,
+            test.1
+        );
+    }
+    Ok(())
+}
+
+fn idx_classes(files: &IdxFiles, train_y: &[u8], test_y: &[u8]) -> Result<usize> {
+    let train_name = files.train_labels.display().to_string();
+    check_classes(&[(&files.train_labels, train_y)], &train_name, &files.test_labels, test_y)
 }
 
 fn read_idx_pair(images_path: &Path, labels_path: &Path) -> Result<(idx::Images, Vec<u8>)> {
     let images = idx::read_images(images_path)?;
     let labels = idx::read_labels(labels_path)?;
-    if images.n != labels.len() {
+    check_counts(images_path, images.n, labels_path, labels.len())?;
+    Ok((images, labels))
+}
+
+/// Every image needs its label, and a split needs images.
+fn check_counts(images: &Path, n_images: usize, labels: &Path, n_labels: usize) -> Result<()> {
+    if n_images != n_labels {
         bail!(
-            "{} holds {} images but {} holds {} labels",
-            images_path.display(),
-            images.n,
-            labels_path.display(),
-            labels.len()
+            "{} holds {n_images} images but {} holds {n_labels} labels",
+            images.display(),
+            labels.display()
         );
     }
-    if images.n == 0 {
-        bail!("{} holds no images", images_path.display());
+    if n_images == 0 {
+        bail!("{} holds no images", images.display());
     }
-    Ok((images, labels))
+    Ok(())
+}
+
+/// The number of classes, K, after checking that the training labels (`train`: each file and
+/// its labels) are 0..K−1 with every class present, K ≥ 2, and that every test label is below K.
+/// `train_name` names the training label files in messages.
+fn check_classes(
+    train: &[(&Path, &[u8])],
+    train_name: &str,
+    test: &Path,
+    test_y: &[u8],
+) -> Result<usize> {
+    let mut first: [Option<(usize, usize)>; 256] = [None; 256];
+    for (f, (_, labels)) in train.iter().enumerate() {
+        for (i, &label) in labels.iter().enumerate() {
+            first[label as usize].get_or_insert((f, i));
+        }
+    }
+    let Some(max) = (0..256).rev().find(|&l| first[l].is_some()) else {
+        bail!("{train_name} holds no training labels");
+    };
+    let (f, i) = first[max].expect("found");
+    let file = train[f].0.display();
+    if let Some(gap) = (0..max).find(|&c| first[c].is_none()) {
+        bail!(
+            "{file}: training sample {i} has label {max}, but no training sample has label {gap}: \
+             labels must number the classes 0, 1, 2, … without gaps"
+        );
+    }
+    if max == 0 {
+        bail!(
+            "{train_name}: every training label is 0, but a classifier needs two classes at least"
+        );
+    }
+    if let Some((j, label)) = test_y.iter().enumerate().find(|(_, &l)| l as usize > max) {
+        bail!(
+            "{}: test sample {j} has label {label}, a class that no training sample has \
+             (the training labels in {train_name} are 0..={max})",
+            test.display()
+        );
+    }
+    Ok(max + 1)
+}
+
+fn cifar_train_names(files: &CifarFiles) -> String {
+    match files.train.as_slice() {
+        [only] => only.display().to_string(),
+        [first, .., last] => format!("{} … {}", first.display(), last.display()),
+        [] => "no training batch".into(),
+    }
 }
 
 fn load_cifar(files: &CifarFiles) -> Result<Loaded> {
@@ -284,6 +398,7 @@ fn load_cifar(files: &CifarFiles) -> Result<Loaded> {
     }
     let mut train_x = Vec::new();
     let mut train_y = Vec::new();
+    let mut ends = Vec::with_capacity(files.train.len());
     for path in &files.train {
         let batch = cifar::read_batch(path)?;
         if train_x.is_empty() {
@@ -293,8 +408,17 @@ fn load_cifar(files: &CifarFiles) -> Result<Loaded> {
         }
         train_x.extend_from_slice(&batch.pixels);
         train_y.extend_from_slice(&batch.labels);
+        ends.push(train_y.len());
     }
     let test = cifar::read_batch(&files.test)?;
+    let starts = std::iter::once(0).chain(ends.iter().copied());
+    let parts: Vec<(&Path, &[u8])> = files
+        .train
+        .iter()
+        .zip(starts.zip(&ends))
+        .map(|(path, (start, &end))| (path.as_path(), &train_y[start..end]))
+        .collect();
+    let classes = check_classes(&parts, &cifar_train_names(files), &files.test, &test.labels)?;
     Ok(Loaded {
         n_train: train_y.len(),
         n_test: test.n,
@@ -303,6 +427,7 @@ fn load_cifar(files: &CifarFiles) -> Result<Loaded> {
         train_y,
         test_x: test.pixels,
         test_y: test.labels,
+        classes,
     })
 }
 
@@ -340,12 +465,12 @@ mod tests {
     }
 
     /// Writes the six CIFAR-10 batches under `sub`, batch `b` holding
-    /// `b + 1` records labelled `b`; the test batch holds two records.
+    /// `b + 1` records labelled `b`; the test batch holds two records, labelled 3 and 4.
     fn write_cifar_set(dir: &Scratch, sub: &str) -> PathBuf {
         for (b, name) in CIFAR_TRAIN_NAMES.iter().enumerate() {
             dir.write(&format!("{sub}/{name}"), &batch_bytes(&vec![b as u8; b + 1]));
         }
-        dir.write(&format!("{sub}/{CIFAR_TEST_NAME}"), &batch_bytes(&[7, 8]));
+        dir.write(&format!("{sub}/{CIFAR_TEST_NAME}"), &batch_bytes(&[3, 4]));
         dir.path().join(sub)
     }
 
@@ -564,8 +689,52 @@ mod tests {
         assert_eq!(data.train_x.len(), 15 * 3072);
         // Record 2 overall is data_batch_2's record 1, whose pixels start at 1.
         assert_eq!(data.train_x[2 * 3072..2 * 3072 + 3], [1, 2, 3]);
-        assert_eq!(data.test_y, [7, 8]);
+        assert_eq!(data.test_y, [3, 4]);
+        assert_eq!(data.classes, 5);
         assert_eq!(data.test_x.len(), 2 * 3072);
+    }
+
+    #[test]
+    fn survey_agrees_with_load_without_reading_pixels() {
+        let dir = Scratch::new("survey");
+        let idx = write_idx_set(&dir, "idx", true, 12, 5, 3);
+        write_cifar_set(&dir, CIFAR_FOLDER);
+        for folder in [idx, dir.path().join(CIFAR_FOLDER)] {
+            let files = locate(&folder).expect("locate");
+            let data = load(&files).expect("load");
+            let survey = survey(&files).expect("survey");
+            let expected = Survey {
+                format: files.format(),
+                n_train: data.n_train,
+                n_test: data.n_test,
+                dim: data.dim,
+                classes: data.classes,
+            };
+            assert_eq!(survey, expected);
+        }
+    }
+
+    #[test]
+    fn labels_must_number_shared_classes() {
+        let dir = Scratch::new("labels-classes");
+        let folder = write_idx_set(&dir, "data", false, 12, 5, 3);
+        let labels = folder.join("t10k-labels-idx1-ubyte");
+        dir.write("data/t10k-labels-idx1-ubyte", &labels_bytes(&[0, 1, 200, 3, 4]));
+        let files = locate(&folder).expect("locate");
+        for msg in [error_text(load(&files)), error_text(survey(&files))] {
+            assert!(msg.contains(&format!("{}: test sample 2 has label 200", labels.display())));
+            assert!(msg.contains("training labels in"), "{msg}");
+            assert!(msg.contains("are 0..=9"), "{msg}");
+        }
+        dir.write("data/t10k-labels-idx1-ubyte", &labels_bytes(&[0, 1, 2, 3, 4]));
+        let mut train: Vec<u8> = (0..12).map(|i| i % 3).collect();
+        train[7] = 5;
+        dir.write("data/train-labels-idx1-ubyte", &labels_bytes(&train));
+        let msg = error_text(survey(&files));
+        assert!(msg.contains("training sample 7 has label 5, but no training sample has label 3"));
+        dir.write("data/train-labels-idx1-ubyte", &labels_bytes(&[0; 12]));
+        let msg = error_text(load(&files));
+        assert!(msg.contains("every training label is 0"), "{msg}");
     }
 
     #[test]

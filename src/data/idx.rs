@@ -10,7 +10,7 @@
 //! whatever the file is called.
 
 use std::fs;
-use std::io::Read;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -46,10 +46,26 @@ impl Images {
 pub fn read_images(path: &Path) -> Result<Images> {
     let bytes = read_maybe_gzip(path)?;
     let ([n, rows, cols], pixels) = parse::<3>(path, bytes, IMAGES_MAGIC, "images")?;
+    check_image_size(path, rows, cols)?;
+    Ok(Images { n, rows, cols, pixels })
+}
+
+/// Checks an IDX images file (magic 2051, raw or gzip-compressed) without keeping its pixels:
+/// the header, and that the file holds exactly the bytes it declares. Returns `[n, rows, cols]`.
+/// A raw file is not read beyond its header; a gzip file is inflated as a stream, which also
+/// checks its CRC.
+pub fn read_images_header(path: &Path) -> Result<[usize; 3]> {
+    let (head, len) = read_head(path, 16)?;
+    let dims = check_layout::<3>(path, &head, len, IMAGES_MAGIC, "images")?;
+    check_image_size(path, dims[1], dims[2])?;
+    Ok(dims)
+}
+
+fn check_image_size(path: &Path, rows: usize, cols: usize) -> Result<()> {
     if rows == 0 || cols == 0 {
         bail!("{} declares absurd IDX image size {rows}×{cols}", path.display());
     }
-    Ok(Images { n, rows, cols, pixels })
+    Ok(())
 }
 
 /// Reads an IDX labels file (magic 2049), raw or gzip-compressed.
@@ -72,6 +88,27 @@ fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
     Ok(inflated)
 }
 
+/// The first `n` bytes of the (inflated) file, or fewer if it is shorter, and its whole
+/// (inflated) length.
+fn read_head(path: &Path, n: usize) -> Result<(Vec<u8>, usize)> {
+    let cannot_read = || format!("cannot read {}", path.display());
+    let mut file = fs::File::open(path).with_context(cannot_read)?;
+    let mut head = Vec::with_capacity(n);
+    (&mut file).take(n as u64).read_to_end(&mut head).with_context(cannot_read)?;
+    if !head.starts_with(&GZIP_MAGIC) {
+        let len = file.metadata().with_context(cannot_read)?.len();
+        return Ok((head, usize::try_from(len).unwrap_or(usize::MAX)));
+    }
+    let corrupt = || format!("{} is a corrupt or truncated gzip file", path.display());
+    file.seek(SeekFrom::Start(0)).with_context(cannot_read)?;
+    let mut inflated = GzDecoder::new(io::BufReader::new(file));
+    head.clear();
+    (&mut inflated).take(n as u64).read_to_end(&mut head).with_context(corrupt)?;
+    let rest = io::copy(&mut inflated, &mut io::sink()).with_context(corrupt)?;
+    let len = head.len().saturating_add(usize::try_from(rest).unwrap_or(usize::MAX));
+    Ok((head, len))
+}
+
 /// Uncompressed size from the gzip trailer (ISIZE, RFC 1952 §2.3.1), bounded
 /// by the largest possible DEFLATE expansion so that a corrupt trailer cannot
 /// cause a huge allocation.
@@ -91,13 +128,26 @@ fn parse<const D: usize>(
     expected_magic: u32,
     what: &str,
 ) -> Result<([usize; D], Vec<u8>)> {
+    let dims = check_layout::<D>(path, &bytes, bytes.len(), expected_magic, what)?;
+    bytes.drain(..4 * (1 + D));
+    Ok((dims, bytes))
+}
+
+/// Checks the header of an IDX file with `D` dimensions, given its first bytes `head` (the
+/// whole header if the file is that long) and its length `len`, and returns the dimensions.
+fn check_layout<const D: usize>(
+    path: &Path,
+    head: &[u8],
+    len: usize,
+    expected_magic: u32,
+    what: &str,
+) -> Result<[usize; D]> {
     let file = path.display();
     let header_len = 4 * (1 + D);
-    let Some(magic) = be_u32(&bytes, 0) else {
+    let Some(magic) = be_u32(head, 0) else {
         bail!(
             "{file} is truncated: an IDX {what} file starts with a 4-byte magic number \
-             but the file holds only {} bytes",
-            bytes.len()
+             but the file holds only {len} bytes"
         );
     };
     if magic != expected_magic {
@@ -107,22 +157,21 @@ fn parse<const D: usize>(
             describe_magic(magic)
         );
     }
-    if bytes.len() < header_len {
+    if len < header_len || head.len() < header_len {
         bail!(
             "{file} is truncated: the IDX {what} header takes {header_len} bytes \
-             but the file holds only {}",
-            bytes.len()
+             but the file holds only {len}"
         );
     }
     let mut dims = [0usize; D];
     for (i, dim) in dims.iter_mut().enumerate() {
-        *dim = be_u32(&bytes, 4 * (1 + i)).unwrap_or_default() as usize;
+        *dim = be_u32(head, 4 * (1 + i)).unwrap_or_default() as usize;
     }
     let shape = dims.map(|d| d.to_string()).join("×");
     let Some(expected) = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)) else {
         bail!("{file} declares absurd IDX dimensions {shape}: their product overflows");
     };
-    let found = bytes.len() - header_len;
+    let found = len - header_len;
     if found < expected {
         bail!(
             "{file} is truncated: dimensions {shape} need {expected} data bytes after the \
@@ -136,8 +185,7 @@ fn parse<const D: usize>(
             found - expected
         );
     }
-    bytes.drain(..header_len);
-    Ok((dims, bytes))
+    Ok(dims)
 }
 
 fn be_u32(bytes: &[u8], at: usize) -> Option<u32> {
@@ -254,6 +302,27 @@ pub(crate) mod tests {
             assert_eq!((images.n, images.rows, images.cols), (300, 5, 7));
             assert_eq!(images.pixels, expected);
         }
+    }
+
+    #[test]
+    fn header_reader_agrees_with_the_full_reader_and_checks_the_length() {
+        let dir = Scratch::new("images-header");
+        let raw = images_bytes(30, 5, 7);
+        let plain = dir.write("imgs-idx3-ubyte", &raw);
+        let gz = dir.write("imgs-idx3-ubyte.gz", &gzip(&raw));
+        for path in [&plain, &gz] {
+            assert_eq!(read_images_header(path).expect("header"), [30, 5, 7]);
+        }
+        let cut = dir.write("cut-idx3-ubyte", &raw[..raw.len() - 1]);
+        let msg = error_text(read_images_header(&cut));
+        assert!(msg.contains("cut-idx3-ubyte is truncated"), "{msg}");
+        assert!(msg.contains("need 1050 data bytes"), "{msg}");
+        let mut bad_gz = gzip(&raw);
+        let n = bad_gz.len();
+        bad_gz[n - 6] ^= 0xff; // the CRC-32 in the trailer
+        let bad = dir.write("bad-idx3-ubyte.gz", &bad_gz);
+        let msg = error_text(read_images_header(&bad));
+        assert!(msg.contains("bad-idx3-ubyte.gz is a corrupt or truncated gzip file"), "{msg}");
     }
 
     #[test]

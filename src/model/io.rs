@@ -1,12 +1,15 @@
 //! Model files. Teacher-student networks are saved as `.safetensors` with tensors `w` [K, N] and
 //! `v` [K] (f32) and the architecture in the header metadata (`prunelab.arch = two_layer`,
 //! activation, sizes), so that PyTorch's `safetensors.torch.load_file` opens them as they are.
+//! The metadata is written in sorted key order, so that the same network gives the same bytes.
+//! Reading refuses, naming the file, a truncated or corrupt file (saying where) and weights that
+//! are not finite numbers.
 use crate::files::write_atomic;
 use crate::model::mlp::Mlp;
 use crate::model::two_layer::TwoLayer;
 use anyhow::{bail, Context, Result};
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use std::collections::HashMap;
+use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// Saves a two-layer network; `role` ("teacher" or "student") is recorded in the metadata.
@@ -17,7 +20,7 @@ pub fn save_two_layer(net: &TwoLayer, role: &str, path: &Path) -> Result<()> {
         ("w", TensorView::new(Dtype::F32, vec![net.hidden, net.input_dim], &w)?),
         ("v", TensorView::new(Dtype::F32, vec![net.hidden], &v)?),
     ];
-    let metadata: HashMap<String, String> = [
+    let metadata: BTreeMap<String, String> = [
         ("format", "pt".to_string()),
         ("prunelab.arch", "two_layer".to_string()),
         ("prunelab.role", role.to_string()),
@@ -29,7 +32,7 @@ pub fn save_two_layer(net: &TwoLayer, role: &str, path: &Path) -> Result<()> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let data = safetensors::tensor::serialize(tensors, &Some(metadata))
+    let data = serialize_sorted(tensors, &metadata)
         .with_context(|| format!("encoding {}", path.display()))?;
     write_atomic(path, &data)
 }
@@ -38,8 +41,7 @@ pub fn save_two_layer(net: &TwoLayer, role: &str, path: &Path) -> Result<()> {
 /// [K, N] and `v` [K] or [1, K], as PyTorch's `nn.Linear` layouts give).
 pub fn load_two_layer(path: &Path) -> Result<TwoLayer> {
     let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let file = SafeTensors::deserialize(&data)
-        .with_context(|| format!("{} is not a valid safetensors file", path.display()))?;
+    let (file, _) = parse_safetensors(path, &data)?;
     let tensor = |name: &str| -> Result<(Vec<usize>, Vec<f32>)> {
         let view = file
             .tensor(name)
@@ -47,15 +49,26 @@ pub fn load_two_layer(path: &Path) -> Result<TwoLayer> {
         if view.dtype() != Dtype::F32 {
             bail!("{}: tensor `{name}` is {:?}, expected F32", path.display(), view.dtype());
         }
-        let values =
-            view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-        Ok((view.shape().to_vec(), values.collect()))
+        let values: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        check_finite(path, name, &values)?;
+        Ok((view.shape().to_vec(), values))
     };
     let (w_shape, w) = tensor("w")?;
     let (v_shape, v) = tensor("v")?;
     let [hidden, input_dim] = w_shape[..] else {
         bail!("{}: tensor `w` has shape {w_shape:?}, expected [hidden, input_dim]", path.display());
     };
+    if hidden == 0 || input_dim == 0 {
+        bail!(
+            "{}: tensor `w` has shape {w_shape:?}, a network with zero {}",
+            path.display(),
+            if hidden == 0 { "hidden units" } else { "inputs" }
+        );
+    }
     if v.len() != hidden || !(v_shape == [hidden] || v_shape == [1, hidden]) {
         bail!(
             "{}: tensor `v` has shape {v_shape:?}, expected [{hidden}] to match `w` {w_shape:?}",
@@ -63,6 +76,97 @@ pub fn load_two_layer(path: &Path) -> Result<TwoLayer> {
         );
     }
     TwoLayer::new(input_dim, hidden, w, v).with_context(|| format!("loading {}", path.display()))
+}
+
+/// Refuses values that hold NaN or infinities, saying how many.
+fn check_finite(path: &Path, name: &str, values: &[f32]) -> Result<()> {
+    let not_finite = values.iter().filter(|x| !x.is_finite()).count();
+    if not_finite > 0 {
+        let nan = values.iter().filter(|x| x.is_nan()).count();
+        bail!(
+            "{}: tensor `{name}` holds {nan} NaN and {} infinite values among its {} entries; \
+             prunelab computes nothing from weights that are not finite numbers",
+            path.display(),
+            not_finite - nan,
+            values.len()
+        );
+    }
+    Ok(())
+}
+
+/// Parses the safetensors file `path` (its `bytes`) and its header metadata; an error says what is
+/// wrong with the file and where.
+pub fn parse_safetensors<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+) -> Result<(SafeTensors<'a>, HashMap<String, String>)> {
+    let file = SafeTensors::deserialize(bytes)
+        .map_err(|e| anyhow::anyhow!("{}{}", path.display(), describe_error(bytes, &e)))?;
+    let metadata = SafeTensors::read_metadata(bytes)
+        .map(|(_, m)| m.metadata().clone().unwrap_or_default())
+        .unwrap_or_default();
+    Ok((file, metadata))
+}
+
+/// What is wrong with a safetensors file, as the rest of a sentence that starts with its name.
+fn describe_error(bytes: &[u8], error: &SafeTensorError) -> String {
+    let len = bytes.len();
+    let header_len = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    match (error, header_len) {
+        (SafeTensorError::HeaderTooSmall, _) => {
+            format!(" is truncated: it holds {len} bytes, less than a safetensors header's 8-byte length")
+        }
+        (SafeTensorError::InvalidHeaderLength | SafeTensorError::HeaderTooLarge, Some(n)) => format!(
+            " is truncated or corrupt: its first 8 bytes give a {n}-byte header, but {} bytes follow them",
+            len - 8
+        ),
+        (SafeTensorError::MetadataIncompleteBuffer, Some(n)) => data_length_error(bytes, n),
+        (SafeTensorError::InvalidHeader | SafeTensorError::InvalidHeaderDeserialization, Some(n)) => {
+            format!(" is corrupt: its header (bytes 8..{}) is not valid JSON of a safetensors header", 8 + n)
+        }
+        (SafeTensorError::InvalidOffset(name), _) => format!(
+            " is corrupt: tensor `{name}`'s data offsets do not follow the tensor before it in its header"
+        ),
+        (SafeTensorError::TensorInvalidInfo, _) => {
+            " is corrupt: a tensor's shape and type do not match the size of its data in the header"
+                .to_string()
+        }
+        (other, _) => format!(" is not a valid safetensors file ({other:?})"),
+    }
+}
+
+/// The error for a file whose length differs from what its (valid) header describes.
+fn data_length_error(bytes: &[u8], header_len: u64) -> String {
+    let start = 8 + header_len as usize;
+    let header: serde_json::Value =
+        serde_json::from_slice(&bytes[8..start]).unwrap_or(serde_json::Value::Null);
+    let mut ends: Vec<(u64, &str)> = header
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, info)| Some((info["data_offsets"][1].as_u64()?, name.as_str())))
+        .collect();
+    ends.sort();
+    let data_len = (bytes.len() - start) as u64;
+    let Some(&(end, last)) = ends.last() else {
+        return format!(
+            " is corrupt: its header describes no tensor data but {data_len} bytes follow it"
+        );
+    };
+    match ends.iter().find(|(e, _)| *e > data_len) {
+        Some((cut_end, cut)) => format!(
+            " is truncated: its tensor data should end at byte {} but the file ends at byte {}, \
+             cutting tensor `{cut}` (which should end at byte {})",
+            start as u64 + end,
+            bytes.len(),
+            start as u64 + cut_end
+        ),
+        None => format!(
+            " is corrupt: it has {} bytes after the end of its last tensor `{last}` at byte {}",
+            data_len - end,
+            start as u64 + end
+        ),
+    }
 }
 
 /// Saves an MLP as a safetensors state dict with `nn.Sequential` names (`0.weight`, `0.bias`,
@@ -113,7 +217,7 @@ pub fn encode_mlp(
         })
         .collect::<Result<Vec<_>>>()?;
     let sizes = mlp.sizes().iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",");
-    let mut metadata: HashMap<String, String> = [
+    let mut metadata: BTreeMap<String, String> = [
         ("format", "pt".to_string()),
         ("prunelab.arch", "mlp".to_string()),
         ("prunelab.sizes", sizes),
@@ -123,7 +227,29 @@ pub fn encode_mlp(
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     metadata.extend(extra.iter().cloned());
-    Ok(safetensors::tensor::serialize(views, &Some(metadata))?)
+    serialize_sorted(views, &metadata)
+}
+
+/// `safetensors::serialize` with the metadata in sorted key order (the crate writes a HashMap in
+/// a random order): the tensors are serialised without metadata, then `__metadata__` is put at
+/// the head of the header, where the crate writes it, and the header padded again to 8 bytes.
+fn serialize_sorted<'a>(
+    tensors: impl IntoIterator<Item = (&'a str, TensorView<'a>)>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
+    let plain = safetensors::tensor::serialize(tensors, &None)?;
+    let n = u64::from_le_bytes(plain[..8].try_into().expect("8 bytes")) as usize;
+    let header = std::str::from_utf8(&plain[8..8 + n])?.trim_end();
+    let rest = header.strip_prefix('{').context("a safetensors header is a JSON object")?;
+    let separator = if rest == "}" { "" } else { "," };
+    let mut new_header =
+        format!("{{\"__metadata__\":{}{separator}{rest}", serde_json::to_string(metadata)?);
+    new_header.extend(std::iter::repeat_n(' ', (8 - new_header.len() % 8) % 8));
+    let mut out = Vec::with_capacity(plain.len() + new_header.len());
+    out.extend((new_header.len() as u64).to_le_bytes());
+    out.extend(new_header.as_bytes());
+    out.extend(&plain[8 + n..]);
+    Ok(out)
 }
 
 fn push_tensor(

@@ -14,11 +14,16 @@
 //!   own forward and keeps the activation (sigmoid, relu, tanh) under which its forward pass agrees.
 //!   That comparison also proves the module *is* that MLP: a TorchScript module whose forward
 //!   differs (skip connections, softmax, normalisation, …) is refused with the difference found.
+//! * damaged or meaningless files are refused before anything is computed from them: a zip
+//!   archive whose structure or CRC-32s are wrong, a safetensors file that is truncated or whose
+//!   header is corrupt (saying where), a weight or bias holding NaN or infinite values (saying
+//!   how many), and a layer with zero units or zero inputs.
+use crate::model::io::parse_safetensors;
 use crate::model::mlp::{Activation, Mlp};
-use crate::model::torchscript::zip_names;
+use crate::model::torchscript::{verify_crcs, zip_structure};
 use anyhow::{bail, Context, Result};
 use rand_distr::{Distribution, StandardNormal};
-use safetensors::tensor::{Dtype, SafeTensors};
+use safetensors::tensor::Dtype;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -175,15 +180,20 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let shown = path.display();
     if bytes.starts_with(b"PK\x03\x04") {
-        if let Some(names) = zip_names(&bytes) {
-            if !names.iter().any(|n| n.contains("/code/") || n.ends_with("/constants.pkl")) {
-                bail!(
-                    "{shown} is a torch.save checkpoint (a pickled state dict or module), not TorchScript; \
-                     prunelab reads torch.jit.save files, or convert the weights with \
-                     safetensors.torch.save_file(model.state_dict(), \"model.safetensors\")"
-                );
-            }
+        let names = zip_structure(&bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{shown}: libtorch cannot load this TorchScript file: its zip archive is \
+                 truncated or corrupt ({e})"
+            )
+        })?;
+        if !names.iter().any(|n| n.contains("/code/") || n.ends_with("/constants.pkl")) {
+            bail!(
+                "{shown} is a torch.save checkpoint (a pickled state dict or module), not TorchScript; \
+                 prunelab reads torch.jit.save files, or convert the weights with \
+                 safetensors.torch.save_file(model.state_dict(), \"model.safetensors\")"
+            );
         }
+        verify_crcs(&bytes).with_context(|| format!("{shown} is corrupt"))?;
         load_torchscript(path, &bytes, options)
     } else if looks_like_safetensors(&bytes) {
         load_safetensors(path, &bytes, options)
@@ -197,19 +207,14 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
     }
 }
 
+/// A safetensors file starts with its header's length (8 bytes) and the header's `{`.
 fn looks_like_safetensors(bytes: &[u8]) -> bool {
-    bytes.len() >= 9
-        && u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) < bytes.len() as u64
-        && bytes[8] == b'{'
+    bytes.len() >= 9 && bytes[8] == b'{'
 }
 
 fn load_safetensors(path: &Path, bytes: &[u8], options: &LoadOptions) -> Result<LoadedModel> {
     let shown = path.display();
-    let file = SafeTensors::deserialize(bytes)
-        .map_err(|e| anyhow::anyhow!("{shown} is not a valid safetensors file ({e})"))?;
-    let metadata = SafeTensors::read_metadata(bytes)
-        .map(|(_, m)| m.metadata().clone().unwrap_or_default())
-        .unwrap_or_default();
+    let (file, metadata) = parse_safetensors(path, bytes)?;
     if metadata.get("prunelab.arch").map(String::as_str) == Some("two_layer") {
         bail!(
             "{shown} is a teacher-student network (prunelab.arch = two_layer, tensors `w` and `v`), \
@@ -241,6 +246,14 @@ fn load_safetensors(path: &Path, bytes: &[u8], options: &LoadOptions) -> Result<
         forward_check: None,
         metadata,
     };
+    set_activation(&mut model, options)?;
+    Ok(model)
+}
+
+/// The activation of a state dict: `--activation`, else the recorded one, else none needed for
+/// a single layer, else unknown.
+fn set_activation(model: &mut LoadedModel, options: &LoadOptions) -> Result<()> {
+    let shown = model.path.display();
     let recorded = match model.metadata.get("prunelab.activation") {
         Some(name) => Some(parse_activation(name).with_context(|| {
             format!("{shown}: metadata prunelab.activation = {name:?} is not sigmoid, relu or tanh")
@@ -264,31 +277,12 @@ fn load_safetensors(path: &Path, bytes: &[u8], options: &LoadOptions) -> Result<
     } else if model.layers.len() == 1 {
         model.activation = ActivationSource::NotNeeded;
     }
-    Ok(model)
+    Ok(())
 }
 
 fn load_torchscript(path: &Path, bytes: &[u8], options: &LoadOptions) -> Result<LoadedModel> {
     let shown = path.display();
-    let mut module =
-        tch::CModule::load_data_on_device(&mut &bytes[..], Device::Cpu).map_err(|e| {
-            anyhow::anyhow!(
-                "{shown}: libtorch cannot load this TorchScript file ({})",
-                first_line(&e)
-            )
-        })?;
-    module.f_set_eval().map_err(|e| {
-        anyhow::anyhow!("{shown}: cannot switch the module to evaluation mode ({})", first_line(&e))
-    })?;
-    let params = module.named_parameters().map_err(|e| {
-        anyhow::anyhow!("{shown}: cannot list the module's parameters ({})", first_line(&e))
-    })?;
-    if params.is_empty() {
-        bail!(
-            "{shown}: the TorchScript module has no parameters, so its layers cannot be found \
-             (weights traced as constants, e.g. a function rather than an nn.Module?); \
-             save a scripted or traced nn.Module"
-        );
-    }
+    let (module, params) = open_module(path, bytes)?;
     // The module computes in its parameters' type; prunelab in f32.
     let param_kind =
         params.iter().find(|(_, t)| t.dim() == 2).map_or(Kind::Float, |(_, t)| t.kind());
@@ -320,21 +314,7 @@ fn load_torchscript(path: &Path, bytes: &[u8], options: &LoadOptions) -> Result<
         None if layers.len() == 1 => vec![Activation::Sigmoid],
         None => vec![Activation::Sigmoid, Activation::Relu, Activation::Tanh],
     };
-    let mut best: Option<(Activation, f64)> = None;
-    {
-        let _guard = tch::no_grad_guard();
-        for activation in candidates {
-            mlp.activation = activation;
-            let diff = (mlp.forward(&inputs.0).to_kind(Kind::Double) - &reference)
-                .abs()
-                .max()
-                .double_value(&[]);
-            if best.is_none_or(|(_, d)| diff < d) {
-                best = Some((activation, diff));
-            }
-        }
-    }
-    let (activation, diff) = best.expect("one candidate at least");
+    let (activation, diff) = closest_activation(&mut mlp, &inputs.0, &reference, candidates);
     if diff.is_nan() || diff > tolerance {
         let tried = match options.activation {
             Some(a) => format!("with --activation {}", a.name()),
@@ -370,6 +350,53 @@ fn load_torchscript(path: &Path, bytes: &[u8], options: &LoadOptions) -> Result<
         }),
         metadata: HashMap::new(),
     })
+}
+
+/// The module in `bytes`, in evaluation mode, and its parameters (at least one).
+fn open_module(path: &Path, bytes: &[u8]) -> Result<(tch::CModule, Vec<(String, Tensor)>)> {
+    let shown = path.display();
+    let mut module =
+        tch::CModule::load_data_on_device(&mut &bytes[..], Device::Cpu).map_err(|e| {
+            anyhow::anyhow!(
+                "{shown}: libtorch cannot load this TorchScript file ({})",
+                first_line(&e)
+            )
+        })?;
+    module.f_set_eval().map_err(|e| {
+        anyhow::anyhow!("{shown}: cannot switch the module to evaluation mode ({})", first_line(&e))
+    })?;
+    let params = module.named_parameters().map_err(|e| {
+        anyhow::anyhow!("{shown}: cannot list the module's parameters ({})", first_line(&e))
+    })?;
+    if params.is_empty() {
+        bail!(
+            "{shown}: the TorchScript module has no parameters, so its layers cannot be found \
+             (weights traced as constants, e.g. a function rather than an nn.Module?); \
+             save a scripted or traced nn.Module"
+        );
+    }
+    Ok((module, params))
+}
+
+/// The candidate under which `mlp`'s forward is closest to `reference` on `inputs`, and the
+/// largest difference (NaN when the outputs are not numbers).
+fn closest_activation(
+    mlp: &mut Mlp,
+    inputs: &Tensor,
+    reference: &Tensor,
+    candidates: Vec<Activation>,
+) -> (Activation, f64) {
+    let _guard = tch::no_grad_guard();
+    let mut best: Option<(Activation, f64)> = None;
+    for activation in candidates {
+        mlp.activation = activation;
+        let diff =
+            (mlp.forward(inputs).to_kind(Kind::Double) - reference).abs().max().double_value(&[]);
+        if best.is_none_or(|(_, d)| diff < d) {
+            best = Some((activation, diff));
+        }
+    }
+    best.expect("one candidate at least")
 }
 
 /// The inputs of the forward comparison (and whether they are Gaussian noise). Data of another
@@ -423,7 +450,9 @@ fn build(path: &Path, tensors: Vec<(String, Tensor)>) -> Result<(Mlp, Vec<LayerN
                 t.kind()
             );
         }
-        Ok(t.detach().to_device(Device::Cpu).to_kind(Kind::Float).contiguous().copy())
+        let t = t.detach().to_device(Device::Cpu).to_kind(Kind::Float).contiguous().copy();
+        check_finite(path, name, &t)?;
+        Ok(t)
     };
     let mut weights = Vec::new();
     let mut biases = Vec::new();
@@ -439,6 +468,23 @@ fn build(path: &Path, tensors: Vec<(String, Tensor)>) -> Result<(Mlp, Vec<LayerN
     Ok((Mlp { weights, biases, activation: Activation::default() }, layers))
 }
 
+/// Refuses a tensor holding NaN or infinite values, saying how many.
+fn check_finite(path: &Path, name: &str, t: &Tensor) -> Result<()> {
+    let count = |mask: Tensor| mask.sum(Kind::Int64).int64_value(&[]);
+    let not_finite = count(t.isfinite().logical_not());
+    if not_finite > 0 {
+        let nan = count(t.isnan());
+        bail!(
+            "{}: tensor `{name}` holds {nan} NaN and {} infinite values among its {} entries; \
+             prunelab computes nothing from weights that are not finite numbers",
+            path.display(),
+            not_finite - nan,
+            t.numel()
+        );
+    }
+    Ok(())
+}
+
 /// Orders and checks the linear layers among `tensors` (name, shape).
 pub fn find_layers(path: &Path, tensors: &[(String, Vec<i64>)]) -> Result<Vec<LayerNames>> {
     let shown = path.display();
@@ -448,6 +494,11 @@ pub fn find_layers(path: &Path, tensors: &[(String, Vec<i64>)]) -> Result<Vec<La
     for (name, shape) in tensors {
         let (prefix, suffix) = name.rsplit_once('.').unwrap_or(("", name.as_str()));
         match (suffix, shape.len()) {
+            ("weight", 2) if shape.contains(&0) => bail!(
+                "{shown}: tensor `{name}` has shape {shape:?}, a Linear layer with zero {}; \
+                 every layer needs at least one unit and one input",
+                if shape[0] == 0 { "units" } else { "inputs" }
+            ),
             ("weight", 2) => {
                 weights.insert(prefix, (name, shape));
             }
