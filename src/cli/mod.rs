@@ -52,7 +52,19 @@ pub enum Status {
 
 /// Parses the command line, runs the command and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if err.use_stderr() => {
+            // One line: clap's first, which names the argument and the problem.
+            let text = err.render().to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: invalid arguments"));
+            return ExitCode::from(2);
+        }
+        Err(err) => {
+            let _ = err.print(); // --help, --version
+            return ExitCode::SUCCESS;
+        }
+    };
     crate::logging::init(if cli.quiet { -1 } else { cli.verbose.min(3) as i8 });
     let quiet = cli.quiet;
     let result = match cli.command {

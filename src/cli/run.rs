@@ -4,7 +4,7 @@ use super::Status;
 use crate::experiment::manifest::Manifest;
 use crate::experiment::plan::{Plan, Shard};
 use crate::experiment::record::{current_rows, read_complete_rows, RunStatus};
-use crate::experiment::{names, plan, runner};
+use crate::experiment::{cost, names, plan, runner};
 use crate::{config, device};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
@@ -69,11 +69,23 @@ pub fn run(args: Args, quiet: bool) -> Result<Status> {
     };
     let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
     let mut loaded = Vec::new();
+    let available = cost::available_memory();
     for path in &args.configs {
         let experiment = config::load(path)?;
         let plan = plan::plan(&experiment)
             .with_context(|| format!("invalid config {}", path.display()))?;
-        loaded.push((path, experiment, plan));
+        let costs = cost::check(&plan, available)
+            .with_context(|| format!("invalid config {}", path.display()))?;
+        if let Some((other, _, _, _)) = loaded.iter().find(|(_, e, _, _)| e.name == experiment.name)
+        {
+            bail!(
+                "{} and {} both name their experiment `{}`: they would write to the same folder; rename one",
+                other.display(),
+                path.display(),
+                experiment.name
+            );
+        }
+        loaded.push((path, experiment, plan, costs));
     }
     let options = runner::RunOptions {
         out: args.out.clone(),
@@ -86,13 +98,13 @@ pub fn run(args: Args, quiet: bool) -> Result<Status> {
         command_line: std::env::args().collect(),
     };
     if args.dry_run {
-        for (path, _, plan) in &loaded {
-            print_plan(path, plan, &options);
+        for (path, _, plan, costs) in &loaded {
+            print_plan(path, plan, costs, &options);
         }
         return Ok(Status::Ok);
     }
     let mut failed = 0;
-    for (path, experiment, plan) in &loaded {
+    for (path, experiment, plan, _) in &loaded {
         let outcome = runner::run_plan(path, experiment, plan, &options)?;
         eprintln!(
             "{}{}: {} run(s) done, {} skipped as already recorded, {} failed → {}",
@@ -115,9 +127,9 @@ pub fn run(args: Args, quiet: bool) -> Result<Status> {
 }
 
 /// Prints the runs of `plan` that `options.shard` selects as a table: plan position, run id,
-/// seed, the settings that vary across the plan and, when the output folder already exists, what
-/// it recorded for each run (`ok`, `failed`, or `-` for not yet).
-fn print_plan(path: &Path, plan: &Plan, options: &runner::RunOptions) {
+/// seed, the settings that vary across the plan, the estimated memory and time and, when the
+/// output folder already exists, what it recorded for each run (`ok`, `failed`, or `-`).
+fn print_plan(path: &Path, plan: &Plan, costs: &[cost::Cost], options: &runner::RunOptions) {
     let selected = runner::selected_runs(plan, options.shard);
     let mut title =
         format!("{}: experiment {}, {} run(s)", path.display(), plan.experiment, plan.runs.len());
@@ -128,6 +140,13 @@ fn print_plan(path: &Path, plan: &Plan, options: &runner::RunOptions) {
         let methods: Vec<&str> = prune.methods.iter().map(|m| m.name()).collect();
         title += &format!("; each run is pruned by {}", methods.join(", "));
     }
+    let total: f64 = selected.iter().map(|(i, _)| costs[*i].seconds).sum();
+    let peak = selected.iter().map(|(i, _)| costs[*i].memory_bytes).fold(0.0, f64::max);
+    title += &format!(
+        "; estimated {} in all on one core, at most {} of memory per run",
+        cost::human_seconds(total),
+        cost::human_bytes(peak)
+    );
     println!("{title}");
 
     let dir = runner::output_dir(&options.out, &plan.experiment, options.shard);
@@ -147,7 +166,8 @@ fn print_plan(path: &Path, plan: &Plan, options: &runner::RunOptions) {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
     };
-    let mut header = vec!["#".to_string(), "run_id".into(), "seed".into()];
+    let mut header =
+        vec!["#".to_string(), "run_id".into(), "seed".into(), "memory".into(), "time".into()];
     header.extend(
         selected
             .first()
@@ -161,7 +181,14 @@ fn print_plan(path: &Path, plan: &Plan, options: &runner::RunOptions) {
     }
     let mut table = vec![header];
     for (position, run) in &selected {
-        let mut line = vec![(position + 1).to_string(), run.id.clone(), run.seed.to_string()];
+        let cost = costs[*position];
+        let mut line = vec![
+            (position + 1).to_string(),
+            run.id.clone(),
+            run.seed.to_string(),
+            cost::human_bytes(cost.memory_bytes),
+            cost::human_seconds(cost.seconds),
+        ];
         line.extend(split(&run.settings).into_iter().map(|(_, v)| v));
         if let Some(recorded) = &recorded {
             line.push(recorded.get(&run.id).copied().unwrap_or("-").to_string());
@@ -181,7 +208,7 @@ fn print_plan(path: &Path, plan: &Plan, options: &runner::RunOptions) {
             .enumerate()
             .map(
                 |(c, (cell, &width))| {
-                    if c < 3 {
+                    if c < 5 {
                         format!("{cell:>width$}")
                     } else {
                         format!("{cell:<width$}")

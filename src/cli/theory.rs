@@ -34,7 +34,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The random-edge closed form (REFERENCE.md §2.2) at the edge budgets matched to kn = 1..K−1
+    /// The random-edge closed form at the edge budgets matched to kn = 1..K−1
     /// kept nodes, or at given kept fractions.
     #[command(
         after_help = "Examples:\n  prunelab theory random-edge --m 2 --k 6 --n 500\n  prunelab theory random-edge --c 0.1,0.25,0.5"

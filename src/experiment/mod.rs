@@ -2,6 +2,7 @@
 //! prune → evaluate) → `record` (results.csv appended run by run, manifest.json), driven by the
 //! `runner`; `merge` combines the shards of a job array. `task::model_file` is the same pipeline
 //! for a model file (`prunelab prune`, `eval`).
+pub mod cost;
 pub mod manifest;
 pub mod merge;
 pub mod plan;

@@ -1,6 +1,6 @@
 //! Multi-layer perceptrons for classification: Linear layers (with bias) and an element-wise
 //! activation after every hidden layer, as the paper's MNIST 784-500-500-10 and CIFAR
-//! 3072-1000-1000-1000-10 sigmoid networks (REFERENCE.md §5). Weights are plain tensors, so pruned
+//! 3072-1000-1000-1000-10 sigmoid networks. Weights are plain tensors, so pruned
 //! and reweighted copies are cheap to make; `train::minibatch` trains them.
 use anyhow::{ensure, Result};
 use rand::Rng;

@@ -1,4 +1,4 @@
-//! Budgets matched by parameter count (paper eq. 4; REFERENCE.md §4).
+//! Budgets matched by parameter count (paper eq. 4).
 //!
 //! Keeping n of H units of a layer W [H, D] whose outputs feed H₂ weights each keeps n·(D + H₂)
 //! parameters; keeping e inputs per unit keeps H·e + H·H₂. Equal counts give
@@ -42,15 +42,15 @@ pub fn resolve(spec: &BudgetSpec, shape: LayerShape) -> Result<Vec<Budget>> {
 
 /// Edges per unit that keep as many parameters as `nodes` kept units.
 pub fn edges_for_nodes(nodes: usize, inputs: usize, hidden: usize, fan_out: usize) -> usize {
-    let kept = nodes * (inputs + fan_out);
-    let e = (kept as f64 - (hidden * fan_out) as f64) / hidden as f64;
+    let kept = nodes as f64 * (inputs as f64 + fan_out as f64);
+    let e = (kept - hidden as f64 * fan_out as f64) / hidden as f64;
     ((e + 0.5).floor().max(1.0) as usize).min(inputs)
 }
 
 /// Units that keep as many parameters as `edges` inputs per unit (the inverse matching).
 pub fn nodes_for_edges(edges: usize, inputs: usize, hidden: usize, fan_out: usize) -> usize {
-    let kept = hidden * (edges + fan_out);
-    let n = kept as f64 / (inputs + fan_out) as f64;
+    let kept = hidden as f64 * (edges as f64 + fan_out as f64);
+    let n = kept / (inputs as f64 + fan_out as f64);
     ((n + 0.5).floor().max(1.0) as usize).min(hidden)
 }
 
@@ -119,7 +119,9 @@ pub fn from_fractions(
             );
             let edges = ((p * inputs as f64 - 1e-9).ceil() as usize).clamp(1, inputs);
             let floor = (p * inputs as f64 + 1e-9).floor() as usize;
-            let nodes = (hidden * (floor + fan_out) / (inputs + fan_out)).clamp(1, hidden);
+            let nodes =
+                (hidden as u128 * (floor + fan_out) as u128 / (inputs + fan_out) as u128) as usize;
+            let nodes = nodes.clamp(1, hidden);
             Ok(Budget { nodes, edges, fraction: p })
         })
         .collect()

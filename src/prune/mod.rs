@@ -7,7 +7,7 @@
 //! a method × budget × reweight grid. Adding a method means a variant of [`Method`] and an arm of
 //! `LayerPruner::masks`.
 //!
-//! Decisions on the reference's inconsistencies (REFERENCE.md §7), each with the reference's
+//! Decisions on the reference's inconsistencies, each with the reference's
 //! variant as an option:
 //! * random masks keep exactly k (`random: exact`); `random: bernoulli` keeps each with prob. k/n;
 //! * `importance_node` ranks |v| (teacher-student) (`importance: abs`); `signed` ranks signed v;
@@ -128,7 +128,7 @@ impl Mask {
     }
 }
 
-/// How random masks count (REFERENCE.md §7.7).
+/// How random masks count.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RandomVariant {
@@ -139,7 +139,7 @@ pub enum RandomVariant {
     Bernoulli,
 }
 
-/// How `importance_node` ranks teacher-student units (REFERENCE.md §7.6).
+/// How `importance_node` ranks teacher-student units.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ImportanceVariant {
@@ -150,7 +150,7 @@ pub enum ImportanceVariant {
     Signed,
 }
 
-/// Node reweighting (REFERENCE.md §7.5).
+/// Node reweighting.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReweightVariant {

@@ -1,4 +1,4 @@
-//! Reweighting after pruning, by least squares in f64 (REFERENCE.md §7.10): pseudo-inverses with a
+//! Reweighting after pruning, by least squares in f64: pseudo-inverses with a
 //! relative cutoff of 1e-6·s_max, which equal the minimum-norm least-squares solutions.
 //!
 //! * Nodes (DIVNET, Mariet & Sra 2016 §2.2): with A the second-moment matrix of the units'

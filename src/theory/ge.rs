@@ -5,7 +5,7 @@
 //! * `theorem1_dpp_node`, `theorem1_dpp_node_reweighted`: paper eq. 5 and 6, the error of an idealised
 //!   specialised student (Z = K/M copies per teacher unit) after DPP node pruning to kn ≤ M units.
 //! * `random_edge`: the reference's closed form for random edge pruning at kept fraction c
-//!   (REFERENCE.md §2.2).
+//!  .
 //! * `node_groups`: ε for an idealised student that keeps a_n of the Z units of teacher unit n.
 use super::order_params::OrderParams;
 use std::f64::consts::PI;
@@ -51,12 +51,12 @@ pub fn theorem1_dpp_node_reweighted(m: usize, v_star: f64, kn: usize) -> f64 {
 }
 
 /// Idealised specialised student keeping `kept[n]` of the Z units of teacher unit n:
-/// ε = (v*²/6)·Σ_n (1 − a_n/Z)² (REFERENCE.md §2.2).
+/// ε = (v*²/6)·Σ_n (1 − a_n/Z)².
 pub fn node_groups(kept: &[usize], z: usize, v_star: f64) -> f64 {
     kept.iter().map(|&a| (1.0 - a as f64 / z as f64).powi(2)).sum::<f64>() * v_star * v_star / 6.0
 }
 
-/// Random edge pruning of an idealised specialised student at kept fraction c (REFERENCE.md §2.2):
+/// Random edge pruning of an idealised specialised student at kept fraction c:
 /// ε(c) = (M v*²/π)[asin(c/(1+c))/Z + (1 − 1/Z)·asin(c²/(1+c)) + π/6 − 2·asin(c/√(2+2c))].
 pub fn random_edge(m: usize, z: usize, v_star: f64, c: f64) -> f64 {
     let (m, z) = (m as f64, z as f64);
@@ -101,7 +101,7 @@ mod tests {
 
     #[test]
     fn reference_numbers_for_the_idealised_student() {
-        // REFERENCE.md §2.2: balanced node pruning of K=6, M=2, v*=4 gives 3.8519 … 0.2963.
+        // The authors' closed form: balanced node pruning of K=6, M=2, v*=4 gives 3.8519 … 0.2963.
         let balanced = [[1, 0], [1, 1], [2, 1], [2, 2], [3, 2]];
         let expected = [3.8519, 2.3704, 1.4815, 0.5926, 0.2963];
         for (kept, want) in balanced.iter().zip(expected) {

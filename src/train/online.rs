@@ -1,8 +1,8 @@
-//! Online SGD for the teacher-student setting (Goldt et al. 2019; paper §3; REFERENCE.md §2.1).
+//! Online SGD for the teacher-student setting (Goldt et al. 2019; paper §3).
 //!
 //! One fresh sample per step, batch 1, Δ = ŷ − y, both updates from the pre-step weights:
 //! w_k ← w_k − (η/√N)·Δ·v_k·g'(λ_k)·x and v_k ← v_k − (η/N)·Δ·g(λ_k), λ_k = w_k·x/√N.
-//! This is the closed form of the reference's rescaled-gradient SGD (REFERENCE.md §7.12).
+//! This is the closed form of the reference's rescaled-gradient SGD.
 //!
 //! Two engines run the same update on the same input stream:
 //! * `Engine::Fused`: plain loops over `f32` slices on one CPU core. Per-sample work is tiny

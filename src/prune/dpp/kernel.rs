@@ -1,4 +1,4 @@
-//! DPP kernels, in f64, from second moments of a layer's inputs (REFERENCE.md §3).
+//! DPP kernels, in f64, from second moments of a layer's inputs.
 //!
 //! With C the inputs' second-moment matrix (D×D: XᵀX/n, or XᵀX summed for the reference's real-data
 //! RBF) and W [H, D] the layer:
