@@ -1,7 +1,9 @@
 # prunelab: `make demo` and `make test` install what is missing, build, and run.
 CARGO ?= cargo
 
-.PHONY: demo test setup build bench clean-runs
+.PHONY: demo test setup build bench install clean-runs
+
+PREFIX ?= $(HOME)/.local
 
 ## Install what is missing (libtorch 2.13.0 CPU from PyPI, cached in ~/.cache/prunelab; apt packages).
 setup:
@@ -23,3 +25,8 @@ test: setup
 bench: build
 	./target/release/prunelab bench sgd --tensor
 	./target/release/prunelab bench dpp --n 1000 --k 300
+
+## A relocatable bundle under PREFIX (default ~/.local): bin/prunelab finds its libtorch in
+## lib/prunelab relative to itself, so the folder can be moved or shared; completions, man page.
+install: build
+	PREFIX="$(PREFIX)" scripts/install.sh

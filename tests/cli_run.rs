@@ -15,7 +15,10 @@ fn a_small_sweep_writes_every_output() {
     assert!(out.status.success(), "{}", stderr(&out));
     let run = dir.join("out/exp");
     let csv = std::fs::read_to_string(run.join("results.csv")).unwrap();
-    assert_eq!(csv.lines().next().unwrap(), HEADER);
+    // The fixed columns, then every setting of the runs in its own column.
+    let settings =
+        ",input_dim,lr,noise_std,student_hidden,teacher_hidden,test_samples,train_steps,v_star";
+    assert_eq!(csv.lines().next().unwrap(), format!("{HEADER}{settings}"));
     assert_eq!(COLUMNS.join(","), HEADER);
     let rows = read_rows(&run.join("results.csv")).unwrap();
     assert_eq!(rows.len(), 4, "2 seeds × 2 noise levels");
@@ -25,6 +28,12 @@ fn a_small_sweep_writes_every_output() {
             (RowKind::Unpruned, RunStatus::Ok, TaskKind::TeacherStudent)
         );
         assert_eq!(row.params_total, Some(50 * 4 + 4));
+        assert_eq!(row.setting_values[0], "50", "input_dim");
+        assert!(
+            ["0.0", "0.25"].contains(&row.setting_values[2].as_str()),
+            "{:?}",
+            row.setting_values
+        );
         let (emp, th) = (row.ge_empirical.unwrap(), row.ge_theory.unwrap());
         assert!(emp.is_finite() && th.is_finite() && th >= 0.0);
         let models = run.join("models").join(&row.run_id);

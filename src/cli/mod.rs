@@ -11,7 +11,7 @@ mod run;
 mod theory;
 
 use args::{describe_check, ModelArgs};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -42,6 +42,13 @@ enum Command {
     Prune(prune::Args),
     Eval(eval::Args),
     Inspect(inspect::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout.
+    Man,
 }
 
 /// What a command reports back to `main`.
@@ -76,6 +83,14 @@ pub fn main() -> ExitCode {
         Command::Prune(args) => prune::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "prunelab", &mut std::io::stdout());
+            Ok(Status::Ok)
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map(|_| Status::Ok)
+            .map_err(Into::into),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,

@@ -3,8 +3,8 @@
 use super::Status;
 use crate::experiment::manifest::Manifest;
 use crate::experiment::plan::{Plan, Shard};
-use crate::experiment::record::{current_rows, read_complete_rows, RunStatus};
-use crate::experiment::{cost, names, plan, runner};
+use crate::experiment::record::{current_rows, read_complete_rows, read_rows, RunStatus};
+use crate::experiment::{cost, names, plan, runner, summary};
 use crate::{config, device};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
@@ -49,10 +49,13 @@ pub struct Args {
     /// failed, or were interrupted) and append.
     #[arg(long)]
     resume: bool,
-    /// Print the plan (runs, their seeds and varying settings, and what is already recorded)
-    /// without running or writing anything.
+    /// Print the plan (runs, their seeds and varying settings, estimated memory and time, and
+    /// what is already recorded) without running or writing anything.
     #[arg(long)]
     dry_run: bool,
+    /// After the runs, print the summary as one JSON object per experiment on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: Args, quiet: bool) -> Result<Status> {
@@ -68,7 +71,7 @@ pub fn run(args: Args, quiet: bool) -> Result<Status> {
         ),
     };
     let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
-    let mut loaded = Vec::new();
+    let mut loaded: Vec<(&PathBuf, config::Experiment, Plan, Vec<cost::Cost>)> = Vec::new();
     let available = cost::available_memory();
     for path in &args.configs {
         let experiment = config::load(path)?;
@@ -120,6 +123,13 @@ pub fn run(args: Args, quiet: bool) -> Result<Status> {
                 "  when every shard is done: prunelab merge {}",
                 args.out.join(&experiment.name).display()
             );
+        }
+        let rows = current_rows(read_rows(&outcome.dir.join(names::RESULTS))?);
+        let summary = summary::summarize(&rows);
+        if args.json {
+            println!("{}", serde_json::to_string(&summary)?);
+        } else {
+            print!("{summary}");
         }
         failed += outcome.failed;
     }
@@ -195,20 +205,25 @@ fn print_plan(path: &Path, plan: &Plan, costs: &[cost::Cost], options: &runner::
         }
         table.push(line);
     }
+    print_table(&table, 5);
+}
+
+/// Prints `table` with aligned columns, the first `right` of them right-aligned.
+fn print_table(table: &[Vec<String>], right: usize) {
     let columns = table.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
             table.iter().filter_map(|l| l.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)
         })
         .collect();
-    for line in &table {
+    for line in table {
         let cells: Vec<String> = line
             .iter()
             .zip(&widths)
             .enumerate()
             .map(
                 |(c, (cell, &width))| {
-                    if c < 5 {
+                    if c < right {
                         format!("{cell:>width$}")
                     } else {
                         format!("{cell:<width$}")

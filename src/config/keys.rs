@@ -6,43 +6,34 @@ use anyhow::{anyhow, Result};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-/// A struct whose fields are exactly the given keys, each optional and its value ignored.
-macro_rules! key_set {
-    ($name:ident { $($key:ident),* $(,)? }) => {
+/// A struct whose fields are the prune keys every task has and the given ones, each optional and
+/// its value ignored, and the list of the given ones.
+macro_rules! prune_keys {
+    ($name:ident, $only:ident { $($key:ident),* $(,)? }) => {
+        /// The prune keys that only this task has.
+        const $only: &[&str] = &[$(stringify!($key)),*];
+
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         #[allow(dead_code)]
         struct $name {
-            $(#[serde(default)] $key: Option<IgnoredAny>,)*
+            methods: Option<IgnoredAny>,
+            budget: Option<IgnoredAny>,
+            reweight: Option<IgnoredAny>,
+            masks: Option<IgnoredAny>,
+            random: Option<IgnoredAny>,
+            importance: Option<IgnoredAny>,
+            reweight_variant: Option<IgnoredAny>,
+            $($key: Option<IgnoredAny>,)*
         }
     };
 }
 
-key_set!(StudentPruneKeys {
-    methods,
-    budget,
-    reweight,
-    masks,
-    random,
-    importance,
-    reweight_variant,
-    normalize_rows
-});
-key_set!(LayerPruneKeys {
-    methods,
-    budget,
-    reweight,
-    masks,
-    random,
-    importance,
-    reweight_variant,
-    layer,
-    node_kernel,
-    edge_kernel,
-    node_removal,
-    include_bias,
-    calibration_samples
-});
+prune_keys!(StudentPruneKeys, STUDENT_ONLY { normalize_rows });
+prune_keys!(
+    LayerPruneKeys,
+    LAYER_ONLY { layer, node_kernel, edge_kernel, node_removal, include_bias, calibration_samples }
+);
 
 /// The top level with one task's prune keys.
 #[derive(Deserialize)]
@@ -68,4 +59,15 @@ pub fn check(text: &str, experiment: &Experiment) -> Result<()> {
         let line = err.location().map(|l| format!(" (line {})", l.line())).unwrap_or_default();
         anyhow!("prune.{key}{line}: this key does not apply to {task} experiments; remove it")
     })
+}
+
+/// Removes from a serialised experiment the prune keys of the other task (the schema fills in
+/// every key's default), so that the resolved config reads back.
+pub fn strip_other_task(value: &mut serde_yaml::Value, mlp: bool) {
+    let other = if mlp { STUDENT_ONLY } else { LAYER_ONLY };
+    if let Some(prune) = value.get_mut("prune").and_then(|p| p.as_mapping_mut()) {
+        for key in other {
+            prune.remove(*key);
+        }
+    }
 }

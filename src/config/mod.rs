@@ -35,7 +35,9 @@ pub fn parse(text: &str) -> Result<Experiment> {
 
 /// The experiment as YAML, with every default filled in (written as `config.resolved.yaml`).
 pub fn to_yaml(experiment: &Experiment) -> Result<String> {
-    Ok(serde_yaml::to_string(experiment)?)
+    let mut value = serde_yaml::to_value(experiment)?;
+    keys::strip_other_task(&mut value, experiment.task.mlp.is_some());
+    Ok(serde_yaml::to_string(&value)?)
 }
 
 /// Checks each value on its own.
@@ -160,4 +162,30 @@ fn check_f64(key: &str, axis: &Axis<f64>, ok: impl Fn(f64) -> bool, what: &str) 
         bail!("{key}: {bad} is not allowed; it must be {what}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolved_configs_read_back_for_every_task() {
+        let student = "name: s\ntask:\n  teacher_student: {input_dim: 10, teacher_hidden: 1, \
+                       student_hidden: 2, train_steps: 10, test_samples: 10, lr: 0.5}\n\
+                       prune: {methods: [dpp_node], budget: {nodes: [1]}}\n";
+        let mlp =
+            "name: m\ntask:\n  mlp: {data: d, hidden: [4], epochs: 1, batch_size: 2, lr: 0.1}\n\
+                   prune: {methods: [dpp_edge], budget: {fractions: [0.5]}}\n";
+        for text in [student, mlp] {
+            let experiment = parse(text).unwrap();
+            let resolved = to_yaml(&experiment).unwrap();
+            let again = parse(&resolved).unwrap_or_else(|e| panic!("{e:#}\n{resolved}"));
+            assert_eq!(to_yaml(&again).unwrap(), resolved);
+        }
+        let resolved = to_yaml(&parse(student).unwrap()).unwrap();
+        assert!(
+            resolved.contains("normalize_rows") && !resolved.contains("node_kernel"),
+            "{resolved}"
+        );
+    }
 }

@@ -55,6 +55,11 @@ pub struct Session {
     /// The Slurm job (`SLURM_JOB_ID`) when run by Slurm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slurm_job_id: Option<String>,
+    /// Under a Slurm job array: the array's job id and this task's id (they name the logs, %A_%a).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm_array_job_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm_array_task_id: Option<String>,
     /// `cpu` or `cuda:N` (absent for a merge).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
@@ -81,6 +86,8 @@ impl Session {
             hostname: hostname(),
             command_line,
             slurm_job_id: std::env::var("SLURM_JOB_ID").ok(),
+            slurm_array_job_id: std::env::var("SLURM_ARRAY_JOB_ID").ok(),
+            slurm_array_task_id: std::env::var("SLURM_ARRAY_TASK_ID").ok(),
             started: now_rfc3339(),
             ..Self::default()
         }

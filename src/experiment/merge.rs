@@ -10,7 +10,9 @@
 //! shards ran, or resumed) replaces it.
 use super::manifest::{now_rfc3339, sha256_hex, FolderLock, Manifest, MergedInput, Session};
 use super::plan::Plan;
-use super::record::{current_rows, read_complete_rows, Committed, ResultRow, RunStatus, COLUMNS};
+use super::record::{
+    current_rows, header, read_complete_rows, record, Committed, ResultRow, RunStatus, COLUMNS,
+};
 use super::{names, plan};
 use crate::config;
 use anyhow::{bail, Context, Result};
@@ -198,7 +200,7 @@ fn merged_rows(
     count: Option<usize>,
 ) -> Result<Merged> {
     let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
-    writer.write_record(COLUMNS)?;
+    writer.write_record(header(&plan.settings))?;
     let mut merged =
         Merged { bytes: Vec::new(), recorded: 0, failed: Vec::new(), missing: Vec::new() };
     for (position, run) in plan.runs.iter().enumerate() {
@@ -209,7 +211,7 @@ fn merged_rows(
                     merged.failed.push(run.id.clone());
                 }
                 for row in rows.iter() {
-                    writer.serialize(row)?;
+                    writer.write_record(&record(row)?)?;
                 }
             }
             None => {
@@ -320,6 +322,9 @@ fn first_difference(a: &[ResultRow], b: &[ResultRow]) -> Option<String> {
         let strip = |r: &ResultRow| {
             serde_json::to_value(ResultRow { wall_ms: None, ..r.clone() }).unwrap_or_default()
         };
+        if x.setting_values != y.setting_values {
+            return Some("setting columns".into());
+        }
         let (x, y) = (strip(x), strip(y));
         if let Some(column) = COLUMNS.iter().find(|c| x.get(**c) != y.get(**c)) {
             return Some(column.to_string());

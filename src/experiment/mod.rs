@@ -8,6 +8,7 @@ pub mod merge;
 pub mod plan;
 pub mod record;
 pub mod runner;
+pub mod summary;
 pub mod task;
 
 /// The names of the files and folders of an output folder, defined once.

@@ -149,8 +149,10 @@ pub struct Run {
     pub seed: u64,
     pub task: RunTask,
     /// The values of the settings that vary across the plan (seeds aside), e.g. `noise_std=0.25`:
-    /// the `settings` column of results.csv, for grouping in plots.
+    /// the `settings` column of results.csv.
     pub settings: String,
+    /// The value of each of the plan's setting columns ([`Plan::settings`]), "" where unset.
+    pub setting_values: Vec<String>,
 }
 
 /// All runs of an experiment, in a fixed order.
@@ -158,6 +160,8 @@ pub struct Run {
 pub struct Plan {
     pub experiment: String,
     pub runs: Vec<Run>,
+    /// The setting columns of results.csv: every resolved setting of the runs' tasks.
+    pub settings: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -187,6 +191,7 @@ pub fn plan(experiment: &Experiment) -> Result<Plan> {
                 seed,
                 task: task.clone(),
                 settings: String::new(),
+                setting_values: Vec::new(),
             });
         }
     }
@@ -295,9 +300,9 @@ fn layer_prune(prune: &config::Prune, hidden: &[i64]) -> Result<LayerPrune> {
     })
 }
 
-/// Labels the runs' varying settings and refuses duplicate runs.
+/// Labels the runs' settings and refuses duplicate runs.
 fn finish(experiment: &Experiment, mut runs: Vec<Run>) -> Result<Plan> {
-    label_varying_settings(&mut runs);
+    let settings = label_settings(&mut runs);
     let mut ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
     ids.sort_unstable();
     if let Some(pair) = ids.windows(2).find(|w| w[0] == w[1]) {
@@ -306,7 +311,7 @@ fn finish(experiment: &Experiment, mut runs: Vec<Run>) -> Result<Plan> {
             pair[0]
         );
     }
-    Ok(Plan { experiment: experiment.name.clone(), runs })
+    Ok(Plan { experiment: experiment.name.clone(), runs, settings })
 }
 
 /// Every run of `runs` once for each of `values`, with `set` applied (the product of one more axis).
@@ -325,26 +330,58 @@ fn expand<R: Clone, T: Clone>(runs: Vec<R>, values: Vec<T>, set: impl Fn(&mut R,
         .collect()
 }
 
-/// Sets each run's `settings` to the task settings that differ between runs, as `key=value;…`.
-fn label_varying_settings(runs: &mut [Run]) {
-    let flat = |run: &Run| -> Vec<(String, String)> {
-        let value = serde_json::to_value(&run.task).unwrap_or_default();
-        let fields =
-            value.as_object().and_then(|o| o.values().next()).and_then(|v| v.as_object()).cloned();
-        fields.unwrap_or_default().into_iter().map(|(k, v)| (k, v.to_string())).collect()
+/// Keys of a run's settings that are columns of their own already (`method`, `reweight`, the
+/// budget, `layer`) and so are not setting columns.
+const ROW_COLUMNS: [&str; 4] = ["methods", "budget", "reweight", "layer"];
+
+/// A run's settings as (column, value) pairs: the task's fields and its prune settings, nested
+/// values flattened to their leaf names, lists and objects as compact JSON.
+fn flat_settings(run: &Run) -> Vec<(String, String)> {
+    fn flatten(value: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        for (key, value) in value.as_object().into_iter().flatten() {
+            match value {
+                _ if ROW_COLUMNS.contains(&key.as_str()) => {}
+                serde_json::Value::Object(_) if matches!(key.as_str(), "prune" | "options") => {
+                    flatten(value, out)
+                }
+                serde_json::Value::String(text) => out.push((key.clone(), text.clone())),
+                serde_json::Value::Null => out.push((key.clone(), String::new())),
+                _ => out.push((key.clone(), value.to_string())),
+            }
+        }
+    }
+    let value = serde_json::to_value(&run.task).unwrap_or_default();
+    let mut out = Vec::new();
+    if let Some(task) = value.as_object().and_then(|o| o.values().next()) {
+        flatten(task, &mut out);
+    }
+    out
+}
+
+/// Sets each run's setting values and its `settings` label (the settings that differ between
+/// runs, `key=value;…`); returns the setting columns.
+fn label_settings(runs: &mut [Run]) -> Vec<String> {
+    let all: Vec<Vec<(String, String)>> = runs.iter().map(flat_settings).collect();
+    let mut columns: Vec<String> = Vec::new();
+    for (key, _) in all.iter().flatten() {
+        if !columns.contains(key) {
+            columns.push(key.clone());
+        }
+    }
+    let value = |fields: &[(String, String)], key: &str| {
+        fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_default()
     };
-    let all: Vec<Vec<(String, String)>> = runs.iter().map(flat).collect();
-    let Some(first) = all.first() else { return };
-    let varying: Vec<usize> =
-        (0..first.len()).filter(|&i| all.iter().any(|f| f.get(i) != first.get(i))).collect();
+    let varying: Vec<&String> =
+        columns.iter().filter(|c| all.iter().any(|f| value(f, c) != value(&all[0], c))).collect();
     for (run, fields) in runs.iter_mut().zip(&all) {
+        run.setting_values = columns.iter().map(|c| value(fields, c)).collect();
         run.settings = varying
             .iter()
-            .filter_map(|&i| fields.get(i))
-            .map(|(k, v)| format!("{k}={v}"))
+            .map(|c| format!("{c}={}", value(fields, c)))
             .collect::<Vec<_>>()
-            .join(";")
+            .join(";");
     }
+    columns
 }
 
 /// A deterministic slice of a plan for one process of a job array: shard `index` of `count`

@@ -39,6 +39,9 @@ pub struct ResultRow {
     pub epoch: Option<u64>,
     /// Mean cross-entropy over the epoch's training batches (method `training`).
     pub train_loss: Option<f64>,
+    /// The values of the setting columns that follow the fixed ones (see [`header`]).
+    #[serde(skip)]
+    pub setting_values: Vec<String>,
 }
 
 /// What a row stands for: the `method` column.
@@ -125,6 +128,13 @@ pub const COLUMNS: [&str; 24] = [
     "train_loss",
 ];
 
+/// The header of a results.csv: the fixed [`COLUMNS`], then one column per setting of the
+/// experiment's runs (every sweep axis and every resolved fixed setting, e.g. `input_dim`,
+/// `noise_std`, `hidden`), so that filters and group-bys never parse strings.
+pub fn header(settings: &[String]) -> Vec<String> {
+    COLUMNS.iter().map(|c| c.to_string()).chain(settings.iter().cloned()).collect()
+}
+
 /// An append-only results.csv, open for appending whole runs.
 ///
 /// Crash safety: manifest.json records the file's length after its last whole run
@@ -161,18 +171,28 @@ pub struct Appending {
 }
 
 impl ResultsFile {
-    /// Opens `path`, writing the header if the file is new, and returns it with the rows of the
-    /// whole runs it holds (see [`ResultsFile`]). An existing file must have our header and
-    /// well-formed rows.
-    pub fn open(path: &Path, committed: Option<&Committed>) -> Result<(Self, Vec<ResultRow>)> {
+    /// Opens `path`, writing the header of `settings` if the file is new, and returns it with the
+    /// rows of the whole runs it holds (see [`ResultsFile`]). An existing file must have the same
+    /// header and well-formed rows.
+    pub fn open(
+        path: &Path,
+        committed: Option<&Committed>,
+        settings: &[String],
+    ) -> Result<(Self, Vec<ResultRow>)> {
         if !path.exists() {
             let mut writer = csv::Writer::from_writer(Vec::new());
-            writer.write_record(COLUMNS)?;
+            writer.write_record(header(settings))?;
             crate::files::write_atomic(path, &writer.into_inner()?)?;
         }
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let keep = complete_len(&bytes, committed);
-        let rows = parse_rows(path, &bytes[..keep])?;
+        let (columns, rows) = parse_rows(path, &bytes[..keep])?;
+        if columns != settings {
+            bail!(
+                "{} has the setting columns {columns:?}, this experiment {settings:?}: choose another --out",
+                path.display()
+            );
+        }
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(path)
@@ -194,7 +214,7 @@ impl ResultsFile {
     pub fn encode(rows: &[ResultRow]) -> Result<Vec<u8>> {
         let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
         for row in rows {
-            writer.serialize(row)?;
+            writer.write_record(&record(row)?)?;
         }
         Ok(writer.into_inner()?)
     }
@@ -267,28 +287,53 @@ fn complete_len(bytes: &[u8], committed: Option<&Committed>) -> usize {
     cut
 }
 
-fn parse_rows(path: &Path, bytes: &[u8]) -> Result<Vec<ResultRow>> {
+/// The fields of `row`: the fixed columns, then its setting values.
+pub fn record(row: &ResultRow) -> Result<csv::StringRecord> {
+    let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+    writer.serialize(row)?;
+    let bytes = writer.into_inner()?;
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(&bytes[..]);
+    let mut fields = reader.records().next().context("a row encodes to one record")??;
+    fields.extend(row.setting_values.iter());
+    Ok(fields)
+}
+
+/// The setting columns and the rows of a results file's bytes.
+fn parse_rows(path: &Path, bytes: &[u8]) -> Result<(Vec<String>, Vec<ResultRow>)> {
     if bytes.is_empty() {
         bail!("{} is not a prunelab results file (it has no complete header line)", path.display());
     }
     let mut reader = csv::Reader::from_reader(bytes);
-    let header = reader.headers().with_context(|| format!("reading {}", path.display()))?;
-    if header.iter().ne(COLUMNS) {
+    let header = reader.headers().with_context(|| format!("reading {}", path.display()))?.clone();
+    if header.len() < COLUMNS.len() || header.iter().take(COLUMNS.len()).ne(COLUMNS) {
         bail!("{} exists but is not a prunelab results file (its header differs)", path.display());
     }
-    reader
-        .deserialize()
+    let fixed = csv::StringRecord::from(COLUMNS.to_vec());
+    let settings: Vec<String> = header.iter().skip(COLUMNS.len()).map(str::to_string).collect();
+    let rows = reader
+        .records()
+        .map(|record| -> Result<ResultRow> {
+            let record = record?;
+            let row: ResultRow = record
+                .iter()
+                .take(COLUMNS.len())
+                .collect::<csv::StringRecord>()
+                .deserialize(Some(&fixed))?;
+            let setting_values = record.iter().skip(COLUMNS.len()).map(str::to_string).collect();
+            Ok(ResultRow { setting_values, ..row })
+        })
         .enumerate()
         .map(|(i, row)| {
             row.with_context(|| format!("{}: row {} is malformed", path.display(), i + 2))
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok((settings, rows))
 }
 
 /// Reads a results.csv.
 pub fn read_rows(path: &Path) -> Result<Vec<ResultRow>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    parse_rows(path, &bytes)
+    Ok(parse_rows(path, &bytes)?.1)
 }
 
 /// Reads the whole runs of a results.csv without changing it (it may be being written): the rows
@@ -299,7 +344,7 @@ pub fn read_complete_rows(
 ) -> Result<(Vec<ResultRow>, u64)> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let keep = complete_len(&bytes, committed);
-    Ok((parse_rows(path, &bytes[..keep])?, (bytes.len() - keep) as u64))
+    Ok((parse_rows(path, &bytes[..keep])?.1, (bytes.len() - keep) as u64))
 }
 
 /// The current rows of every run id, in file order. A run id's rows are its `ok` row set when it
@@ -407,7 +452,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(crate::experiment::names::RESULTS);
         let _ = std::fs::remove_file(&path);
-        let (mut file, rows) = ResultsFile::open(&path, None).unwrap();
+        let (mut file, rows) = ResultsFile::open(&path, None, &[]).unwrap();
         assert!(rows.is_empty());
         let header_len = file.len();
         let encode = |rows: &[ResultRow]| ResultsFile::encode(rows).unwrap();
@@ -417,16 +462,41 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().len(), two);
         drop(file);
         let recorded = at(one as usize, None);
-        let (file, rows) = ResultsFile::open(&path, Some(&recorded)).unwrap();
+        let (file, rows) = ResultsFile::open(&path, Some(&recorded), &[]).unwrap();
         assert_eq!((file.len(), rows.len()), (one, 2), "the run after the recorded length is cut");
         assert_eq!(std::fs::metadata(&path).unwrap().len(), one);
         drop(file);
         std::fs::write(&path, &std::fs::read(&path).unwrap()[..one as usize - 5]).unwrap();
-        let (file, rows) = ResultsFile::open(&path, Some(&recorded)).unwrap();
+        let (file, rows) = ResultsFile::open(&path, Some(&recorded), &[]).unwrap();
         assert_eq!((file.len(), rows.len()), (header_len, 0), "the torn run is cut whole");
         std::fs::write(&path, "a,b\n").unwrap();
-        let err = ResultsFile::open(&path, None).err().unwrap().to_string();
+        let err = ResultsFile::open(&path, None, &[]).err().unwrap().to_string();
         assert!(err.contains("not a prunelab results file"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn setting_columns_follow_the_fixed_ones_and_read_back() {
+        let dir = std::env::temp_dir().join(format!("prunelab-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(crate::experiment::names::RESULTS);
+        let _ = std::fs::remove_file(&path);
+        let settings = vec!["input_dim".to_string(), "noise_std".to_string()];
+        let (mut file, rows) = ResultsFile::open(&path, None, &settings).unwrap();
+        assert!(rows.is_empty());
+        let row = ResultRow {
+            setting_values: vec!["500".into(), "0.25".into()],
+            ..row("a", "ok", "none")
+        };
+        file.append(&ResultsFile::encode(std::slice::from_ref(&row)).unwrap()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.lines().next().unwrap().ends_with(",train_loss,input_dim,noise_std"),
+            "{text}"
+        );
+        assert_eq!(read_rows(&path).unwrap(), vec![row]);
+        let err = ResultsFile::open(&path, None, &[]).err().unwrap().to_string();
+        assert!(err.contains("setting columns"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -113,7 +113,7 @@ pub fn run_plan(
         },
         ..Manifest::default()
     };
-    let mut recorder = Recorder::open(&dir, manifest, previous)?;
+    let mut recorder = Recorder::open(&dir, manifest, previous, &plan.settings)?;
     let pending: Vec<(usize, &Run)> =
         selected.iter().copied().filter(|(_, run)| !recorder.is_ok(&run.id)).collect();
     tracing::info!(
@@ -178,9 +178,15 @@ struct Recorder {
 impl Recorder {
     /// Opens (and repairs) results.csv, carries the earlier sessions over from `previous`, and
     /// writes the new session's manifest.
-    fn open(dir: &Path, mut manifest: Manifest, previous: Option<Manifest>) -> Result<Self> {
+    fn open(
+        dir: &Path,
+        mut manifest: Manifest,
+        previous: Option<Manifest>,
+        settings: &[String],
+    ) -> Result<Self> {
         let committed = previous.as_ref().map(|m| m.committed.clone());
-        let (results, rows) = ResultsFile::open(&dir.join(names::RESULTS), committed.as_ref())?;
+        let path = dir.join(names::RESULTS);
+        let (results, rows) = ResultsFile::open(&path, committed.as_ref(), settings)?;
         if let Some(mut previous) = previous {
             if let Some(appending) = committed.and_then(|c| c.appending) {
                 if results.len() == appending.results_bytes {

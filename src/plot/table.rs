@@ -5,39 +5,10 @@
 //! columns. [`Table::load`] reads both: the packed cell is split into *virtual* columns, and a
 //! real column of the same name wins. [`is_setting`] is the one rule deciding which columns are
 //! settings (everything that is not a known bookkeeping or metric column).
+use crate::experiment::record::COLUMNS;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-
-/// Columns of results.csv that are not settings: what a row is (run, method, budget, sample) and
-/// what was measured.
-const FIXED: [&str; 25] = [
-    "experiment",
-    "run_id",
-    "task",
-    "seed",
-    "layer",
-    "method",
-    "reweight",
-    "keep_nodes",
-    "keep_edges",
-    "keep_fraction",
-    "achieved_fraction",
-    "params_total",
-    "params_nonzero",
-    "mask_sample",
-    "test_error",
-    "ge_empirical",
-    "ge_theory",
-    "ge_expected",
-    "wall_ms",
-    "device",
-    "status",
-    "error",
-    "settings",
-    "epoch",
-    "train_loss",
-];
 
 /// Name endings of metric columns that may be added later (`ge_*`, `*_error`, `*_loss`, …).
 const METRIC_PREFIXES: [&str; 1] = ["ge_"];
@@ -46,7 +17,7 @@ const METRIC_SUFFIXES: [&str; 5] = ["_error", "_loss", "_ms", "_fraction", "_acc
 /// Whether `column` is a setting of the run (`noise_std`, `lr`, `hidden`, …): any column that is
 /// neither one of results.csv's fixed columns nor named like a metric.
 pub fn is_setting(column: &str) -> bool {
-    !FIXED.contains(&column)
+    !COLUMNS.contains(&column)
         && !METRIC_PREFIXES.iter().any(|p| column.starts_with(p))
         && !METRIC_SUFFIXES.iter().any(|s| column.ends_with(s))
 }

@@ -63,6 +63,7 @@ pub fn base_row(experiment: &str, run: &Run, device: Device) -> ResultRow {
         device: device_name(device),
         status: RunStatus::Ok,
         settings: run.settings.clone(),
+        setting_values: run.setting_values.clone(),
         ..ResultRow::default()
     }
 }
