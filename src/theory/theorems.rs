@@ -85,7 +85,10 @@ fn binomial(n: usize, k: usize) -> f64 {
 
 impl Ideal {
     pub fn new(m: usize, k: usize, v_star: f64) -> Result<Self> {
-        ensure!(m >= 1 && k >= m && k % m == 0, "K = {k} must be a positive multiple of M = {m}");
+        ensure!(
+            m >= 1 && k >= m && k.is_multiple_of(m),
+            "K = {k} must be a positive multiple of M = {m}"
+        );
         Ok(Self { m, z: k / m, v_star })
     }
 
