@@ -7,5 +7,6 @@ mod models;
 mod plot;
 mod pruning;
 mod sweep;
+mod theory;
 mod theory_vs_empirical;
 mod training;

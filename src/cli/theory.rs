@@ -6,6 +6,9 @@ use super::Status;
 use crate::evaluate::ge_theory;
 use crate::model::io::load_two_layer;
 use crate::prune::budget::edges_for_nodes;
+use crate::theory::expected::{self, Student};
+use crate::theory::report;
+use crate::theory::theorems::{self, Ideal};
 use crate::theory::{ge, order_params::OrderParams};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
@@ -55,6 +58,88 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Theorem 2 (paper eq. 7–9): random vs DPP node pruning, without and with DIVNET, and
+    /// importance node vs DIVNET, both sides and whether each strict inequality holds.
+    #[command(
+        after_help = "For the paper's idealised specialised student (assumption A6 taken literally): K = Z·M units, Z identical copies of each teacher unit (Q = R = T = 1 within a group, 0 across), v_i = v*/Z.\n\nExample:\n  prunelab theory theorem2 --m 2 --k 6 --v-star 4"
+    )]
+    Theorem2 {
+        #[arg(long, default_value_t = 2)]
+        m: usize,
+        /// Student hidden units K = Z·M.
+        #[arg(long, default_value_t = 6)]
+        k: usize,
+        #[arg(long, default_value_t = 4.0)]
+        v_star: f64,
+        /// Kept units (comma-separated, each 1..=M); default 1..=M.
+        #[arg(long, value_delimiter = ',')]
+        kn: Vec<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Theorem 3 and Remark 4: the random-edge closed form, the same ε computed from the mean
+    /// order parameters, and the error of the expected network E[f] = c·w, which Remark 4 equates
+    /// with it.
+    #[command(
+        after_help = "For the paper's idealised specialised student (assumption A6 taken literally): K = Z·M units, Z identical copies of each teacher unit (Q = R = T = 1 within a group, 0 across), v_i = v*/Z.\n\nExamples:\n  prunelab theory theorem3 --m 2 --k 6 --n 500\n  prunelab theory theorem3 --c 0.1,0.5"
+    )]
+    Theorem3 {
+        #[arg(long, default_value_t = 2)]
+        m: usize,
+        #[arg(long, default_value_t = 6)]
+        k: usize,
+        /// Input dimension N (for the matched budgets kn:ke, c = ke/N).
+        #[arg(long, default_value_t = 500)]
+        n: usize,
+        #[arg(long, default_value_t = 4.0)]
+        v_star: f64,
+        /// Kept fractions c instead of the matched budgets (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        c: Vec<f64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Theorem 4 (eq. 11): ε_DPP node(kn) ≥ ε_random edge(c) with kn/K = c, at c = kn/K and at
+    /// the rounded matched budget ke/N; and §4.2's claim that with reweighting DPP node wins.
+    #[command(
+        after_help = "For the paper's idealised specialised student (assumption A6 taken literally): K = Z·M units, Z identical copies of each teacher unit (Q = R = T = 1 within a group, 0 across), v_i = v*/Z.\n\nExamples:\n  prunelab theory theorem4 --m 2 --k 6\n  prunelab theory theorem4 --m 5 --k 20 --n 500\n  prunelab theory theorem4 --m 5 --k 20 --c 0.05,0.25"
+    )]
+    Theorem4 {
+        #[arg(long, default_value_t = 2)]
+        m: usize,
+        #[arg(long, default_value_t = 6)]
+        k: usize,
+        #[arg(long, default_value_t = 500)]
+        n: usize,
+        #[arg(long, default_value_t = 4.0)]
+        v_star: f64,
+        /// Kept units (comma-separated, 1..=M); default 1..=M.
+        #[arg(long, value_delimiter = ',', conflicts_with = "c")]
+        kn: Vec<usize>,
+        /// Kept fractions c (kn = c·K, possibly fractional: eq. 5 is linear in kn).
+        #[arg(long, value_delimiter = ',')]
+        c: Vec<f64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exact expected ε of each pruning method of a saved student, per budget: node methods by
+    /// enumerating all C(K, kn) subsets (K ≤ 20), random edge from the exact moments of
+    /// exact-ke masks (to second order; also its N → ∞ limit), importance exactly.
+    #[command(
+        after_help = "Importance node ranks |v|, importance edge |w|, ties to the lower index. With --reweight: DIVNET for node methods; for edge methods the outgoing weights are refitted to the unpruned layer's output (Mariet & Sra's reweighting; the per-unit least squares of the incoming weights is a no-op for Gaussian inputs), random edge at its N → ∞ limit.\n\nExample:\n  prunelab theory expected runs/quickstart/models/<run_id> --nodes 1,2,3 --reweight"
+    )]
+    Expected {
+        /// A run's model folder holding student.safetensors and teacher.safetensors.
+        folder: PathBuf,
+        /// Kept units (comma-separated); edge methods get the matched ke; default 1..K−1.
+        #[arg(long, value_delimiter = ',')]
+        nodes: Vec<usize>,
+        /// Also the reweighted methods.
+        #[arg(long)]
+        reweight: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Order parameters Q, R, T and the analytic error ε of a saved student against its teacher.
     #[command(
         after_help = "Examples:\n  prunelab theory order-params runs/quickstart/models/<run_id>\n  prunelab theory order-params --student s.safetensors --teacher t.safetensors --json"
@@ -77,6 +162,14 @@ pub fn run(args: Args) -> Result<Status> {
     match args.command {
         Command::Theorem1 { m, k, v_star, json } => theorem1(m, k, v_star, json),
         Command::RandomEdge { m, k, n, v_star, c, json } => random_edge(m, k, n, v_star, &c, json),
+        Command::Theorem2 { m, k, v_star, kn, json } => theorem2(m, k, v_star, &kn, json),
+        Command::Theorem3 { m, k, n, v_star, c, json } => theorem3(m, k, n, v_star, &c, json),
+        Command::Theorem4 { m, k, n, v_star, kn, c, json } => {
+            theorem4(m, k, n, v_star, &kn, &c, json)
+        }
+        Command::Expected { folder, nodes, reweight, json } => {
+            expected_errors(&folder, &nodes, reweight, json)
+        }
         Command::OrderParams { folder, student, teacher, json } => {
             let (student, teacher) = match folder {
                 Some(dir) => (dir.join("student.safetensors"), dir.join("teacher.safetensors")),
@@ -156,6 +249,161 @@ fn random_edge(m: usize, k: usize, n: usize, v_star: f64, c: &[f64], json: bool)
         for (label, c, e) in rows {
             println!("{label:>10}  {c:>8.4}  {e:>8.4}");
         }
+    }
+    Ok(Status::Ok)
+}
+
+/// The idealised student after checking the sizes and v*.
+fn ideal(m: usize, k: usize, v_star: f64) -> Result<Ideal> {
+    check_sizes(m, k)?;
+    check_v_star(v_star)?;
+    Ideal::new(m, k, v_star)
+}
+
+fn check_n(n: usize) -> Result<()> {
+    anyhow::ensure!(
+        (1..=MAX_INPUTS).contains(&n),
+        "--n = {n} is out of range: the input dimension must be 1 to {MAX_INPUTS}"
+    );
+    Ok(())
+}
+
+fn check_fractions(c: &[f64]) -> Result<()> {
+    if let Some(bad) = c.iter().find(|c| !(**c > 0.0 && **c <= 1.0)) {
+        anyhow::bail!("--c: {bad} is not a kept fraction in (0, 1]");
+    }
+    Ok(())
+}
+
+fn theorem2(m: usize, k: usize, v_star: f64, kn: &[usize], json: bool) -> Result<Status> {
+    let ideal = ideal(m, k, v_star)?;
+    let kns: Vec<usize> = if kn.is_empty() { (1..=m).collect() } else { kn.to_vec() };
+    let rows = theorems::theorem2(&ideal, &kns)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"M": m, "K": k, "Z": ideal.z, "v_star": v_star, "rows": rows})
+        );
+    } else {
+        print!("{}", report::theorem2(&ideal, &rows));
+    }
+    Ok(Status::Ok)
+}
+
+/// Matched budgets kn:ke (c = ke/N) for kn = 1..K−1, or the given fractions.
+fn edge_points(k: usize, n: usize, c: &[f64]) -> Vec<(String, f64)> {
+    if c.is_empty() {
+        (1..k.max(2))
+            .map(|kn| {
+                let e = edges_for_nodes(kn, n, k, 1);
+                (format!("{kn}:{e}"), e as f64 / n as f64)
+            })
+            .collect()
+    } else {
+        c.iter().map(|&c| (String::new(), c)).collect()
+    }
+}
+
+fn theorem3(m: usize, k: usize, n: usize, v_star: f64, c: &[f64], json: bool) -> Result<Status> {
+    let ideal = ideal(m, k, v_star)?;
+    check_n(n)?;
+    check_fractions(c)?;
+    let rows = theorems::theorem3(&ideal, &edge_points(k, n, c));
+    if json {
+        let value = serde_json::json!({"M": m, "K": k, "Z": ideal.z, "N": n, "v_star": v_star, "rows": rows});
+        println!("{value}");
+    } else {
+        print!("{}", report::theorem3(&ideal, &rows));
+    }
+    Ok(Status::Ok)
+}
+
+fn theorem4(
+    m: usize,
+    k: usize,
+    n: usize,
+    v_star: f64,
+    kn: &[usize],
+    c: &[f64],
+    json: bool,
+) -> Result<Status> {
+    let ideal = ideal(m, k, v_star)?;
+    check_n(n)?;
+    check_fractions(c)?;
+    if let Some(bad) = kn.iter().find(|&&x| !(1..=m).contains(&x)) {
+        anyhow::bail!("--kn: {bad} is outside 1..={m} (Theorem 4 needs kn ≤ M)");
+    }
+    // At c = kn/K (eq. 4) and at the rounded matched budget kn:ke (c = ke/N).
+    let points: Vec<(String, f64, f64)> = if c.is_empty() {
+        let kns: Vec<usize> = if kn.is_empty() { (1..=m).collect() } else { kn.to_vec() };
+        kns.iter()
+            .flat_map(|&kn| {
+                let (e, x) = (edges_for_nodes(kn, n, k, 1), kn as f64);
+                [
+                    (format!("{kn}/{k}"), x, x / k as f64),
+                    (format!("{kn}:{e}"), x, e as f64 / n as f64),
+                ]
+            })
+            .collect()
+    } else {
+        c.iter().map(|&c| (String::new(), c * k as f64, c)).collect()
+    };
+    let rows = theorems::theorem4(&ideal, &points);
+    if json {
+        let value = serde_json::json!({"M": m, "K": k, "Z": ideal.z, "N": n, "v_star": v_star, "rows": rows});
+        println!("{value}");
+    } else {
+        print!("{}", report::theorem4(&ideal, &rows));
+    }
+    Ok(Status::Ok)
+}
+
+fn expected_errors(folder: &Path, nodes: &[usize], reweight: bool, json: bool) -> Result<Status> {
+    let student = load_two_layer(&folder.join("student.safetensors"))?;
+    let teacher = load_two_layer(&folder.join("teacher.safetensors"))?;
+    let s = Student::from_two_layer(&student, &teacher)?;
+    let (k, n) = (student.hidden, student.input_dim);
+    anyhow::ensure!(
+        k <= expected::MAX_ENUMERATED_UNITS,
+        "the student has K = {k} hidden units; exact node expectations enumerate all subsets and are limited to K ≤ {}",
+        expected::MAX_ENUMERATED_UNITS
+    );
+    let nodes: Vec<usize> = if nodes.is_empty() { (1..k.max(2)).collect() } else { nodes.to_vec() };
+    if let Some(bad) = nodes.iter().find(|&&x| !(1..=k).contains(&x)) {
+        anyhow::bail!("--nodes: {bad} is outside 1..={k}");
+    }
+    let unpruned = ge::generalisation_error(&s.net.op, &s.net.v, &s.net.v_star);
+    anyhow::ensure!(
+        unpruned.is_finite(),
+        "the order parameters overflow: the weights are too large"
+    );
+    let mut rows = vec![];
+    for &kn in &nodes {
+        let ke = edges_for_nodes(kn, n, k, 1);
+        let c = ke as f64 / n as f64;
+        let node = expected::node_pruning(&s.net, kn, reweight)?;
+        let imp_rw = if reweight { Some(expected::importance_edge(&s, ke, true)?) } else { None };
+        rows.push(serde_json::json!({
+            "kn": kn, "ke": ke, "c": c,
+            "random_node": node.random, "dpp_node": node.dpp, "importance_node": node.importance,
+            "random_edge": expected::random_edge(&s, ke)?,
+            "random_edge_limit": expected::random_edge_limit(&s.net, c),
+            "importance_edge": expected::importance_edge(&s, ke, false)?,
+            "random_node_reweighted": node.random_reweighted, "dpp_node_reweighted": node.dpp_reweighted,
+            "importance_node_reweighted": node.importance_reweighted,
+            "random_edge_reweighted_limit": reweight.then(|| expected::random_edge_reweighted_limit(&s.net, c)),
+            "importance_edge_reweighted": imp_rw,
+        }));
+    }
+    if json {
+        let value = serde_json::json!({"K": k, "M": teacher.hidden, "N": n, "unpruned": unpruned, "rows": rows});
+        println!("{value}");
+    } else {
+        println!(
+            "exact expected ε, N = {n}, K = {k}, M = {}; unpruned ε = {unpruned:.4}",
+            teacher.hidden
+        );
+        print!("{}", report::expected(&rows, reweight));
     }
     Ok(Status::Ok)
 }

@@ -4,8 +4,8 @@
 //!   nn2pp's `eg_analytical`), exact for any fixed weights, pruned or not.
 //! * `theorem1_dpp_node`, `theorem1_dpp_node_reweighted`: paper eq. 5 and 6, the error of an idealised
 //!   specialised student (Z = K/M copies per teacher unit) after DPP node pruning to kn ≤ M units.
-//! * `random_edge`: the reference's closed form for random edge pruning at kept fraction c
-//!  .
+//! * `random_edge`: the closed form for random edge pruning at kept fraction c (Theorem 3; it is
+//!   ε at the mean order parameters, the N → ∞ limit of the expected error).
 //! * `node_groups`: ε for an idealised student that keeps a_n of the Z units of teacher unit n.
 use super::order_params::OrderParams;
 use std::f64::consts::PI;

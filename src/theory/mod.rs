@@ -1,3 +1,8 @@
-//! Theory: order parameters and closed-form generalisation errors (pure f64, no tensors).
+//! Theory: order parameters, closed-form generalisation errors, the paper's theorems for an
+//! idealised student and exact expected errors of pruning methods (pure f64, no tensors).
+pub mod expected;
 pub mod ge;
+mod linalg;
 pub mod order_params;
+pub mod report;
+pub mod theorems;

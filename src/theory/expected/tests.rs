@@ -1,0 +1,127 @@
+use super::*;
+use crate::prune::dpp::sampler::log_esp;
+use crate::theory::linalg::sym_eigen;
+use rand::Rng;
+
+/// A small student near a specialised one: w_i = w*_{i mod M} + noise, with random v.
+fn student(n: usize, k: usize, m: usize, seed: u64) -> Student {
+    let mut rng = crate::seed::rng(seed, "expected-test");
+    let mut normal = || -> f64 { rng.sample(rand_distr::StandardNormal) };
+    let w_star: Vec<f64> = (0..m * n).map(|_| normal()).collect();
+    let w = (0..k * n).map(|x| w_star[(x / n % m) * n + x % n] + 0.6 * normal()).collect();
+    let v = (0..k).map(|_| 1.0 + normal()).collect();
+    Student::new(n, w, w_star, v, vec![2.0; m]).unwrap()
+}
+
+#[test]
+fn combinations_are_enumerated_once_each() {
+    let mut s = vec![0, 1];
+    let mut all = vec![s.clone()];
+    while next_combination(&mut s, 4) {
+        all.push(s.clone());
+    }
+    assert_eq!(all, [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]]);
+}
+
+#[test]
+fn dpp_normaliser_is_the_elementary_symmetric_polynomial() {
+    let s = student(30, 5, 2, 1);
+    let op = &s.net.op;
+    let (lambda, _) = sym_eigen(&op.q, 5);
+    for kn in 1..=5 {
+        let mut sub: Vec<usize> = (0..kn).collect();
+        let mut total = 0.0;
+        loop {
+            let q: Vec<f64> =
+                sub.iter().flat_map(|&i| sub.iter().map(move |&j| op.q(i, j))).collect();
+            total += det(&q, kn);
+            if !next_combination(&mut sub, 5) {
+                break;
+            }
+        }
+        assert!((total.ln() - log_esp(&lambda, kn)).abs() < 1e-9, "kn = {kn}");
+    }
+}
+
+#[test]
+fn keeping_everything_changes_nothing() {
+    let s = student(40, 4, 2, 2);
+    let full = generalisation_error(&s.net.op, &s.net.v, &s.net.v_star);
+    let e = node_pruning(&s.net, 4, true).unwrap();
+    for x in [
+        e.random,
+        e.dpp.unwrap(),
+        e.importance,
+        e.random_reweighted.unwrap(),
+        e.dpp_reweighted.unwrap(),
+    ] {
+        assert!((x - full).abs() < 1e-9, "{x} vs {full}");
+    }
+    assert!((random_edge(&s, 40).unwrap() - full).abs() < 1e-9);
+    assert!((random_edge_limit(&s.net, 1.0) - full).abs() < 1e-12);
+    assert!((random_edge_reweighted_limit(&s.net, 1.0) - full).abs() < 1e-9);
+    assert!((importance_edge(&s, 40, true).unwrap() - full).abs() < 1e-9);
+    assert!((expected_network(&s.net, 1.0) - full).abs() < 1e-12);
+}
+
+#[test]
+fn divnet_never_hurts_on_average_and_random_node_is_the_plain_mean() {
+    let s = student(40, 5, 2, 3);
+    for kn in 1..5 {
+        let e = node_pruning(&s.net, kn, true).unwrap();
+        // DIVNET minimises the output discrepancy to the unpruned student, not ε; it still helps here.
+        assert!(e.random_reweighted.unwrap() <= e.random + 1e-9, "kn = {kn}: {e:?}");
+    }
+    // Random node at kn = 1 by hand: the mean of the five single-unit errors.
+    let terms = Terms::new(&s.net);
+    let mean: f64 = (0..5).map(|i| terms.eps(&[i], &[s.net.v[i]])).sum::<f64>() / 5.0;
+    assert!((node_pruning(&s.net, 1, false).unwrap().random - mean).abs() < 1e-12);
+}
+
+#[test]
+fn larger_students_are_refused() {
+    let s = student(10, 21, 3, 4);
+    let err = node_pruning(&s.net, 2, false).unwrap_err().to_string();
+    assert!(err.contains("K = 21") && err.contains("limit of 20"), "{err}");
+}
+
+/// E ε over every pair of exact-ke masks of a K = 2 student, by enumeration.
+fn enumerate_random_edge(s: &Student, ke: usize) -> f64 {
+    let n = s.n;
+    let mut masks = vec![];
+    let mut sub: Vec<usize> = (0..ke).collect();
+    loop {
+        masks.push(sub.clone());
+        if !next_combination(&mut sub, n) {
+            break;
+        }
+    }
+    let (mut total, mut count) = (0.0, 0.0);
+    for a in &masks {
+        for b in &masks {
+            let mut w = vec![0.0; 2 * n];
+            a.iter().for_each(|&j| w[j] = s.w[j]);
+            b.iter().for_each(|&j| w[n + j] = s.w[n + j]);
+            let p = Student::new(n, w, s.w_star.clone(), s.net.v.clone(), s.net.v_star.clone())
+                .unwrap();
+            total += generalisation_error(&p.net.op, &p.net.v, &p.net.v_star);
+            count += 1.0;
+        }
+    }
+    total / count
+}
+
+#[test]
+fn random_edge_second_order_matches_exhaustive_enumeration() {
+    for (seed, ke) in [(5, 5), (6, 3), (7, 8)] {
+        let s = student(10, 2, 1, seed);
+        let exact = enumerate_random_edge(&s, ke);
+        let limit = random_edge_limit(&s.net, ke as f64 / 10.0);
+        let approx = random_edge(&s, ke).unwrap();
+        // The second-order term removes most of the finite-N gap even at N = 10.
+        assert!(
+            (approx - exact).abs() <= 0.25 * (limit - exact).abs() + 1e-12,
+            "ke = {ke}: exact {exact:.6}, second order {approx:.6}, limit {limit:.6}"
+        );
+    }
+}
