@@ -19,10 +19,10 @@ stage=$(mktemp -d "$PREFIX/.prunelab-install.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 
 # Everything is assembled in a staging folder first, so a failure leaves the old install as it was.
-mkdir -p "$stage/bin" "$stage/lib" "$stage/bash" "$stage/zsh" "$stage/fish" "$stage/man"
+mkdir -p "$stage/bin" "$stage/lib/prunelab" "$stage/bash" "$stage/zsh" "$stage/fish" "$stage/man"
 cp "$binary" "$stage/bin/prunelab"
 for lib in $(ldd "$binary" | awk -v dir="$libtorch/" 'index($3, dir) == 1 { print $3 }'); do
-  cp -L "$lib" "$stage/lib/"
+  cp -L "$lib" "$stage/lib/prunelab/"
 done
 patchelf --set-rpath '$ORIGIN/../lib/prunelab' "$stage/bin/prunelab"
 "$stage/bin/prunelab" completions bash > "$stage/bash/prunelab"
@@ -34,7 +34,7 @@ chmod -R a+rX "$stage"
 mkdir -p "$PREFIX/bin" "$PREFIX/lib" "$PREFIX/share/bash-completion/completions" \
   "$PREFIX/share/zsh/site-functions" "$PREFIX/share/fish/vendor_completions.d" "$PREFIX/share/man/man1"
 rm -rf "$PREFIX/lib/prunelab"
-mv "$stage/lib" "$PREFIX/lib/prunelab"
+mv "$stage/lib/prunelab" "$PREFIX/lib/prunelab"
 mv "$stage/bin/prunelab" "$PREFIX/bin/prunelab"
 mv "$stage/bash/prunelab" "$PREFIX/share/bash-completion/completions/prunelab"
 mv "$stage/zsh/_prunelab" "$PREFIX/share/zsh/site-functions/_prunelab"
