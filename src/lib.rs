@@ -16,6 +16,7 @@ pub mod device;
 pub mod evaluate;
 pub mod experiment;
 pub mod files;
+pub mod interrupt;
 pub mod logging;
 pub mod model;
 pub mod plot;

@@ -513,3 +513,45 @@ fn fuzzed_torchscript_gives_finite_weights_or_an_error_naming_the_file() {
     let refused = fuzz_model(&torchscript::encode(&mlp).unwrap(), &dir.join("relu.pt"), 200, 14);
     assert!(refused > 50, "{refused} of 200");
 }
+
+/// Every shipped config, truncated or with bytes flipped at random positions (1,000 cases, fixed
+/// seed): parsing, planning and the plan-time checks give a result or an error, never a panic.
+#[test]
+fn damaged_yaml_configs_are_refused_or_accepted_never_a_panic() {
+    let mut configs: Vec<PathBuf> = vec![crate::common::root().join("configs/quickstart.yaml")];
+    let paper = crate::common::root().join("configs/paper");
+    configs.extend(std::fs::read_dir(paper).unwrap().map(|e| e.unwrap().path()));
+    configs.sort();
+    let mut rng = prunelab::seed::rng(11, "yaml-fuzz");
+    let mut refused = 0;
+    for case in 0..1000 {
+        let mut bytes = std::fs::read(&configs[case % configs.len()]).unwrap();
+        if case % 3 == 0 {
+            bytes.truncate(rng.gen_range(0..bytes.len()));
+        } else {
+            for _ in 0..rng.gen_range(1..4) {
+                let at = rng.gen_range(0..bytes.len());
+                bytes[at] = rng.gen();
+            }
+        }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let experiment = prunelab::config::parse(&text)?;
+            let plan = prunelab::experiment::plan::plan(&experiment)?;
+            // Datasets are not read here (the paths are relative); sizes and budgets are.
+            if experiment.task.teacher_student.is_some() {
+                prunelab::experiment::cost::check(&plan, Some(1e12))?;
+            }
+            anyhow::Ok(())
+        }));
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                refused += 1;
+                assert!(!format!("{err:#}").is_empty());
+            }
+            Err(_) => panic!("case {case}: a damaged config made prunelab panic:\n{text}"),
+        }
+    }
+    assert!(refused > 100, "only {refused} of 1000 damaged configs were refused");
+}

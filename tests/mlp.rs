@@ -222,7 +222,7 @@ fn a_fashion_mnist_slice_runs_end_to_end() {
 }
 
 #[test]
-fn bad_mlp_configs_are_refused_and_missing_data_fails_the_run() {
+fn bad_mlp_configs_and_missing_data_are_refused_before_anything_runs() {
     let dir = test_dir("mlp-bad");
     tiny_idx_dataset(&dir.join("data"), 30);
     let base = "name: m\ntask:\n  mlp:\n    data: data\n    hidden: [5]\n    epochs: 1\n    batch_size: 10\n    lr: 0.1\n\
@@ -249,13 +249,15 @@ fn bad_mlp_configs_are_refused_and_missing_data_fails_the_run() {
         );
         assert!(!dir.join("out").exists(), "{what}");
     }
-    // A run whose data folder is missing fails (named), and the sweep records it and exits 1.
+    // A missing data folder is refused at plan time, by --dry-run too, naming the folder.
     std::fs::write(dir.join("m.yaml"), base.replace("data: data", "data: nowhere")).unwrap();
-    let out = prunelab(&dir, &["run", "m.yaml", "--out", "out"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let rows = read_rows(&dir.join("out/m/results.csv")).unwrap();
-    assert_eq!(rows[0].status, prunelab::experiment::record::RunStatus::Failed);
-    assert!(rows[0].error.as_deref().unwrap().contains("nowhere"), "{:?}", rows[0].error);
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let args: Vec<&str> = ["run", "m.yaml", "--out", "out"].iter().chain(extra).copied().collect();
+        let out = prunelab(&dir, &args);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("nowhere"), "{}", stderr(&out));
+        assert!(!dir.join("out").exists());
+    }
     // The tiny dataset itself runs.
     std::fs::write(dir.join("m.yaml"), base).unwrap();
     let out = prunelab(&dir, &["run", "m.yaml", "--out", "ok"]);

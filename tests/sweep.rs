@@ -337,3 +337,40 @@ fn bad_sweep_flags_and_busy_folders_are_refused() {
     );
     assert!(!dir.join("out/exp/results.csv").exists());
 }
+
+/// Ctrl-C (and SIGTERM) stop a sweep after the run in flight is recorded: exit 130 (143), a line
+/// saying what was recorded and the command that resumes, whole runs only in results.csv.
+#[test]
+fn a_signal_stops_the_sweep_after_recording_the_run_in_flight() {
+    let dir = test_dir("sweep-signal");
+    let yaml = small_config("exp", "")
+        .replace("seeds: [1, 2]", "seeds: [1, 2, 3, 4, 5, 6, 7, 8]")
+        .replace("train_steps: 20000", "train_steps: 600000")
+        .replace("test_samples: 5000", "test_samples: 2000");
+    std::fs::write(dir.join("exp.yaml"), yaml).unwrap();
+    for (signal, code, out) in [(libc::SIGINT, 130, "int"), (libc::SIGTERM, 143, "term")] {
+        let child = Command::new(env!("CARGO_BIN_EXE_prunelab"))
+            .args(["run", "exp.yaml", "--out", out, "--device", "cpu", "-q"])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let results = dir.join(out).join("exp/results.csv");
+        let started = Instant::now();
+        let lines = || std::fs::read_to_string(&results).map(|t| t.lines().count()).unwrap_or(0);
+        while lines() < 2 {
+            assert!(started.elapsed() < Duration::from_secs(60), "no run was recorded");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // SAFETY: sends a signal to our own child process.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let output = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{err}");
+        assert!(err.contains("--resume") && err.contains("stopped by"), "{err}");
+        let rows = read_rows(&results).unwrap();
+        assert!((1..8).contains(&rows.len()), "stopped mid-sweep: {} runs", rows.len());
+        assert!(rows.iter().all(|r| r.status == RunStatus::Ok));
+    }
+}

@@ -55,6 +55,8 @@ enum Command {
 pub enum Status {
     Ok,
     SomeRunsFailed,
+    /// Stopped early by a signal (exit 128 + its number).
+    Interrupted(i32),
 }
 
 /// Parses the command line, runs the command and returns the process exit code.
@@ -95,6 +97,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,
         Ok(Status::SomeRunsFailed) => ExitCode::from(1),
+        Ok(Status::Interrupted(signal)) => ExitCode::from((128 + signal) as u8),
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(2)

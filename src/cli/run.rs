@@ -106,9 +106,21 @@ pub fn run(args: Args, quiet: bool) -> Result<Status> {
         }
         return Ok(Status::Ok);
     }
+    crate::interrupt::install();
     let mut failed = 0;
     for (path, experiment, plan, _) in &loaded {
         let outcome = runner::run_plan(path, experiment, plan, &options)?;
+        if let Some(signal) = outcome.interrupted {
+            eprintln!(
+                "{}: stopped by {} after recording {} run(s) in {}; continue with: {} --resume",
+                experiment.name,
+                crate::interrupt::name(signal),
+                outcome.ran,
+                outcome.dir.join(names::RESULTS).display(),
+                resume_command()
+            );
+            return Ok(Status::Interrupted(signal));
+        }
         eprintln!(
             "{}{}: {} run(s) done, {} skipped as already recorded, {} failed → {}",
             experiment.name,
@@ -134,6 +146,12 @@ pub fn run(args: Args, quiet: bool) -> Result<Status> {
         failed += outcome.failed;
     }
     Ok(if failed > 0 { Status::SomeRunsFailed } else { Status::Ok })
+}
+
+/// This command line, for continuing it (`--resume` is added by the caller when missing).
+fn resume_command() -> String {
+    let args: Vec<String> = std::env::args().filter(|a| a != "--resume").collect();
+    args.join(" ")
 }
 
 /// Prints the runs of `plan` that `options.shard` selects as a table: plan position, run id,

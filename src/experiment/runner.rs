@@ -59,6 +59,8 @@ pub struct Outcome {
     pub ran: usize,
     pub skipped: usize,
     pub failed: usize,
+    /// The signal that stopped the sweep early (its runs in flight were recorded), if any.
+    pub interrupted: Option<i32>,
 }
 
 /// The output folder of an experiment: `OUT/<name>/`, or `OUT/<name>/shards/I-of-N/` for a shard.
@@ -126,7 +128,7 @@ pub fn run_plan(
         "sweep starting"
     );
     let mut outcome =
-        Outcome { dir: dir.clone(), ran: 0, skipped: selected.len() - pending.len(), failed: 0 };
+        Outcome { dir: dir.clone(), ran: 0, skipped: selected.len() - pending.len(), failed: 0, interrupted: None };
     execute_all(&pending, plan, &dir, options, |run, rows| {
         let ok = recorder.record(run, &rows)?;
         outcome.ran += 1;
@@ -134,6 +136,7 @@ pub fn run_plan(
         Ok(())
     })?;
     recorder.finish()?;
+    outcome.interrupted = crate::interrupt::received();
     Ok(outcome)
 }
 
@@ -281,7 +284,7 @@ fn execute_all(
                 .spawn_scoped(scope, move || {
                     // libtorch keeps its intra-op thread count per calling thread.
                     tch::set_num_threads(threads);
-                    while !stop.load(Ordering::Relaxed) {
+                    while !stop.load(Ordering::Relaxed) && crate::interrupt::received().is_none() {
                         let Some(&(position, run)) =
                             pending.get(next.fetch_add(1, Ordering::SeqCst))
                         else {
