@@ -68,7 +68,7 @@ pub fn run(args: Args, quiet: bool) -> Result<Status> {
         ),
     };
     let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
-    let mut loaded = Vec::new();
+    let mut loaded: Vec<(&std::path::PathBuf, config::Experiment, _, _)> = Vec::new();
     let available = cost::available_memory();
     for path in &args.configs {
         let experiment = config::load(path)?;
