@@ -396,7 +396,7 @@ fn bad_models_and_options_are_refused_with_exit_2_and_nothing_written() {
         ("mismatched shape", prune("mismatched.safetensors", &[]), "mismatched.safetensors: tensor `2.weight` has shape [8, 12]: it takes 12 inputs"),
         ("bias shape", prune("bad-bias.safetensors", &[]), "bad-bias.safetensors: tensor `0.bias` has shape [15], but `0.weight` [16, 16] has 16 outputs"),
         ("convolution", prune("conv.safetensors", &[]), "conv.safetensors: tensor `conv.weight` has shape [4, 1, 2, 2], a convolution kernel"),
-        ("other tensors", prune("batchnorm.safetensors", &[]), "batchnorm.safetensors: tensor `0.running_mean` (shape [16]) is not a Linear layer's weight or bias"),
+        ("other tensors", prune("batchnorm.safetensors", &[]), "batchnorm.safetensors: tensor `0.running_mean` has no `0.running_var` beside it"),
         ("unknown activation", prune("no-activation.safetensors", &[]), "no-activation.safetensors: the activation between the layers is not recorded"),
         ("TorchScript with another activation", prune(&tiny, &["--activation", "relu"]), "with --activation relu: outputs differ"),
         ("compact with an edge method", replace(prune(&tiny, &["--compact"]), "importance_node", "random_edge"), "--compact removes whole units, but random_edge keeps every unit"),

@@ -3,6 +3,7 @@ mod cli_run;
 mod common;
 mod hostile;
 mod mlp;
+mod model_formats;
 mod models;
 mod plot;
 mod pruning;

@@ -9,7 +9,7 @@ use crate::model::mlp::Activation;
 pub struct ModelArgs {
     /// The activation between the layers, when the file does not say (a state dict without
     /// prunelab's metadata); for TorchScript, the only one tried against the module's forward.
-    #[arg(long, value_name = "sigmoid|relu|tanh", value_parser = parse_activation)]
+    #[arg(long, value_name = "sigmoid|relu|tanh|gelu|silu|leaky_relu", value_parser = parse_activation)]
     pub activation: Option<Activation>,
     /// Input preprocessing after x/255: `auto` (the paper's: MNIST-format 0.1307,0.3081; CIFAR-10
     /// 0.5,0.5 per channel), `none`, `MEAN,STD`, or per channel `M1,M2,M3,S1,S2,S3`.

@@ -26,14 +26,20 @@ use std::path::PathBuf;
 ///
 /// OUT ending in .pt is TorchScript: an nn.Sequential of Linear layers whose parameters are
 /// named 0.weight, 0.bias, 2.weight, …; OUT ending in .safetensors is a state dict with the input
-/// model's parameter names.
+/// model's parameter names. --masks writes the pruning masks alone (<weight>_mask, <bias>_mask:
+/// f32, 1 kept, 0 removed, in the input model's shapes) for torch.nn.utils.prune.custom_from_mask;
+/// --torch-prune-layout writes the pruned state dict in torch.nn.utils.prune's layout
+/// (<weight>_orig and <weight>_mask for the masked tensors, the others as they are), which a
+/// module pruned with custom_from_mask loads and prunelab reads back (weight = orig · mask).
 #[derive(clap::Args)]
 #[command(after_help = "Examples:
   prunelab prune --model mlp.pt --method importance_node --keep 0.5 --out pruned.pt
   prunelab prune --model mlp.pt --method dpp_node --keep 0.5 --reweight \\
                  --calib /usr/share/datasets/fashion-mnist --calib-samples 10000 \\
                  --data /usr/share/datasets/fashion-mnist --compact --out small.pt --out small.safetensors
-  prunelab prune --model fc.safetensors --activation relu --layer fc2 --method random_edge --keep 0.3 --out sparse.safetensors")]
+  prunelab prune --model fc.safetensors --activation relu --layer fc2 --method random_edge --keep 0.3 --out sparse.safetensors
+  prunelab prune --model mlp.pt --method importance_node --keep 0.5 \\
+                 --masks masks.safetensors --torch-prune-layout pruned-state.safetensors")]
 pub struct Args {
     /// The model: TorchScript (.pt) or safetensors.
     #[arg(long, value_name = "IN")]
@@ -64,8 +70,15 @@ pub struct Args {
     #[arg(long)]
     compact: bool,
     /// Output file, .pt (TorchScript) or .safetensors (repeatable).
-    #[arg(long, required = true, value_name = "OUT")]
+    #[arg(long, value_name = "OUT", required_unless_present_any = ["masks", "torch_prune_layout"])]
     out: Vec<PathBuf>,
+    /// Also write the masks alone (.safetensors): <weight>_mask and <bias>_mask, 1 kept, 0 removed.
+    #[arg(long, value_name = "OUT.safetensors")]
+    masks: Option<PathBuf>,
+    /// Also write the pruned state dict in torch.nn.utils.prune's layout (.safetensors):
+    /// <weight>_orig and <weight>_mask for masked tensors (not with --compact).
+    #[arg(long, value_name = "OUT.safetensors")]
+    torch_prune_layout: Option<PathBuf>,
     /// Seed of the random and DPP selections.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -109,6 +122,8 @@ impl Args {
             data: self.data.clone(),
             compact: self.compact,
             outputs: self.out.clone(),
+            masks: self.masks.clone(),
+            torch_prune: self.torch_prune_layout.clone(),
             seed: self.seed,
             node_kernel: KernelKind::Rbf { beta: self.node_beta, epsilon: self.epsilon },
             edge_kernel: KernelKind::Rbf { beta: self.edge_beta, epsilon: self.epsilon },
@@ -151,6 +166,14 @@ pub fn run(args: Args) -> Result<Status> {
                     path.display()
                 )
             }
+            (OutFormat::Masks, _) => println!(
+                "wrote       {} (masks: <weight>_mask, <bias>_mask; 1 kept, 0 removed)",
+                path.display()
+            ),
+            (OutFormat::TorchPrune, _) => println!(
+                "wrote       {} (state dict in torch.nn.utils.prune's layout: _orig and _mask)",
+                path.display()
+            ),
             _ => println!("wrote       {} (safetensors state dict)", path.display()),
         }
     }

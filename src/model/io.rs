@@ -194,28 +194,36 @@ pub fn encode_mlp(
     extra: &[(String, String)],
 ) -> Result<Vec<u8>> {
     anyhow::ensure!(names.len() == mlp.weights.len(), "one name pair per layer is needed");
-    let mut entries: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut tensors: Vec<(String, tch::Tensor)> = Vec::new();
     for ((w, b), (w_name, b_name)) in mlp.weights.iter().zip(&mlp.biases).zip(names) {
-        let b_name = match b_name {
-            Some(name) => name.clone(),
-            None if b.count_nonzero(None::<i64>).int64_value(&[]) == 0 => {
-                push_tensor(&mut entries, w_name, w)?;
-                continue;
-            }
-            None => match w_name.strip_suffix("weight") {
-                Some(prefix) => format!("{prefix}bias"),
-                None => format!("{w_name}.bias"),
-            },
-        };
-        push_tensor(&mut entries, w_name, w)?;
-        push_tensor(&mut entries, &b_name, b)?;
+        tensors.push((w_name.clone(), w.shallow_clone()));
+        if let Some(b_name) = bias_name(w_name, b_name.as_deref(), b) {
+            tensors.push((b_name, b.shallow_clone()));
+        }
     }
-    let views = entries
-        .iter()
-        .map(|(name, shape, bytes)| {
-            Ok((name.as_str(), TensorView::new(Dtype::F32, shape.clone(), bytes)?))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    encode_state_dict(&tensors, mlp, extra)
+}
+
+/// The name a bias is written under: its own, or, for a layer without bias in its file, none
+/// while it is all zeros and `<weight prefix>.bias` otherwise.
+pub fn bias_name(weight: &str, bias: Option<&str>, value: &tch::Tensor) -> Option<String> {
+    match bias {
+        Some(name) => Some(name.to_string()),
+        None if value.count_nonzero(None::<i64>).int64_value(&[]) == 0 => None,
+        None => Some(match weight.strip_suffix("weight") {
+            Some(prefix) => format!("{prefix}bias"),
+            None => format!("{weight}.bias"),
+        }),
+    }
+}
+
+/// The bytes of a safetensors state dict of `tensors` (written as f32) describing `mlp`: the
+/// metadata records prunelab's `prunelab.arch`, `.sizes`, `.activation`, then `extra`.
+pub fn encode_state_dict(
+    tensors: &[(String, tch::Tensor)],
+    mlp: &Mlp,
+    extra: &[(String, String)],
+) -> Result<Vec<u8>> {
     let sizes = mlp.sizes().iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",");
     let mut metadata: BTreeMap<String, String> = [
         ("format", "pt".to_string()),
@@ -227,7 +235,25 @@ pub fn encode_mlp(
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     metadata.extend(extra.iter().cloned());
-    serialize_sorted(views, &metadata)
+    encode_tensors(tensors, &metadata)
+}
+
+/// The bytes of a safetensors file of `tensors` (written as f32) and `metadata`.
+pub fn encode_tensors(
+    tensors: &[(String, tch::Tensor)],
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
+    let mut entries: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, t) in tensors {
+        push_tensor(&mut entries, name, t)?;
+    }
+    let views = entries
+        .iter()
+        .map(|(name, shape, bytes)| {
+            Ok((name.as_str(), TensorView::new(Dtype::F32, shape.clone(), bytes)?))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    serialize_sorted(views, metadata)
 }
 
 /// `safetensors::serialize` with the metadata in sorted key order (the crate writes a HashMap in

@@ -11,15 +11,21 @@
 //!   refused, naming the file and the tensor.
 //! * the activation between layers comes from prunelab's own metadata (`prunelab.activation`),
 //!   from `--activation`, or, for TorchScript, from the module itself: prunelab runs the module's
-//!   own forward and keeps the activation (sigmoid, relu, tanh) under which its forward pass agrees.
-//!   That comparison also proves the module *is* that MLP: a TorchScript module whose forward
-//!   differs (skip connections, softmax, normalisation, …) is refused with the difference found.
+//!   own forward and keeps the activation (sigmoid, relu, tanh, gelu, silu, leaky_relu) under
+//!   which its forward pass agrees. That comparison also proves the module *is* that MLP: a
+//!   TorchScript module whose forward differs (skip connections, softmax, LayerNorm, …) is refused
+//!   with the difference found.
+//! * `Dropout` (no tensors; the identity at evaluation) is accepted as it is; `BatchNorm1d` after
+//!   a Linear is folded into it with its evaluation statistics, and pruned parameters in
+//!   `torch.nn.utils.prune`'s layout (`weight_orig`, `weight_mask`) are read as orig · mask
+//!   (`model::state_dict`).
 //! * damaged or meaningless files are refused before anything is computed from them: a zip
 //!   archive whose structure or CRC-32s are wrong, a safetensors file that is truncated or whose
 //!   header is corrupt (saying where), a weight or bias holding NaN or infinite values (saying
 //!   how many), and a layer with zero units or zero inputs.
 use crate::model::io::parse_safetensors;
 use crate::model::mlp::{Activation, Mlp};
+use crate::model::state_dict::{self, add_batchnorm_buffers, attach_batchnorms, BATCHNORM_EPS};
 use crate::model::torchscript::{verify_crcs, zip_structure};
 use anyhow::{bail, Context, Result};
 use rand_distr::{Distribution, StandardNormal};
@@ -62,6 +68,19 @@ pub struct LayerNames {
     pub weight: String,
     /// None when the file has no bias for this layer (prunelab then uses zeros).
     pub bias: Option<String>,
+    /// The BatchNorm1d after this layer, folded into its weight and bias.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batchnorm: Option<BatchNormNames>,
+}
+
+/// A BatchNorm1d folded into the Linear before it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BatchNormNames {
+    /// Its prefix (`1`, `bn1`).
+    pub name: String,
+    /// Whether it had `weight` and `bias` (affine=True).
+    pub affine: bool,
+    pub eps: f64,
 }
 
 impl LayerNames {
@@ -150,8 +169,9 @@ impl LoadedModel {
     pub fn require_activation(&self) -> Result<()> {
         if self.activation == ActivationSource::Unknown {
             bail!(
-                "{}: the activation between the layers is not recorded in this state dict; give it with --activation sigmoid|relu|tanh",
-                self.path.display()
+                "{}: the activation between the layers is not recorded in this state dict; give it with --activation {}",
+                self.path.display(),
+                ACTIVATION_NAMES.replace(", ", "|")
             );
         }
         Ok(())
@@ -171,7 +191,17 @@ impl LoadedModel {
             ActivationSource::NotNeeded => "no activation (a single layer)".into(),
             ActivationSource::Unknown => "activation unknown (give --activation)".into(),
         };
-        format!("{}, {sizes}, {activation}", self.format.name())
+        let folded: Vec<String> = self
+            .layers
+            .iter()
+            .filter_map(|l| Some(format!("`{}` into `{}`", l.batchnorm.as_ref()?.name, l.name)))
+            .collect();
+        let folded = if folded.is_empty() {
+            String::new()
+        } else {
+            format!(", BatchNorm1d folded: {}", folded.join(", "))
+        };
+        format!("{}, {sizes}, {activation}{folded}", self.format.name())
     }
 }
 
@@ -228,6 +258,10 @@ fn load_safetensors(path: &Path, bytes: &[u8], options: &LoadOptions) -> Result<
             Dtype::F64 => Kind::Double,
             Dtype::F16 => Kind::Half,
             Dtype::BF16 => Kind::BFloat16,
+            // BatchNorm's num_batches_tracked, and masks saved as booleans or bytes.
+            Dtype::I64 => Kind::Int64,
+            Dtype::BOOL => Kind::Bool,
+            Dtype::U8 => Kind::Uint8,
             other => bail!("{shown}: tensor `{name}` has type {other:?}; prunelab reads floating-point weights"),
         };
         let shape: Vec<i64> = view.shape().iter().map(|&s| s as i64).collect();
@@ -236,7 +270,9 @@ fn load_safetensors(path: &Path, bytes: &[u8], options: &LoadOptions) -> Result<
         tensors.push((name, t));
     }
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    let (mlp, layers) = build(path, tensors)?;
+    let eps = state_dict::metadata_eps(path, &metadata)?;
+    let eps_of = |name: &str| *eps.get(name).or(eps.get("")).unwrap_or(&BATCHNORM_EPS);
+    let (mlp, layers) = build(path, tensors, &eps_of)?;
     let mut model = LoadedModel {
         path: path.to_path_buf(),
         format: ModelFormat::Safetensors,
@@ -256,7 +292,9 @@ fn set_activation(model: &mut LoadedModel, options: &LoadOptions) -> Result<()> 
     let shown = model.path.display();
     let recorded = match model.metadata.get("prunelab.activation") {
         Some(name) => Some(parse_activation(name).with_context(|| {
-            format!("{shown}: metadata prunelab.activation = {name:?} is not sigmoid, relu or tanh")
+            format!(
+                "{shown}: metadata prunelab.activation = {name:?} is not one of {ACTIVATION_NAMES}"
+            )
         })?),
         None => None,
     };
@@ -282,11 +320,12 @@ fn set_activation(model: &mut LoadedModel, options: &LoadOptions) -> Result<()> 
 
 fn load_torchscript(path: &Path, bytes: &[u8], options: &LoadOptions) -> Result<LoadedModel> {
     let shown = path.display();
-    let (module, params) = open_module(path, bytes)?;
+    let (module, mut params) = open_module(path, bytes)?;
     // The module computes in its parameters' type; prunelab in f32.
     let param_kind =
         params.iter().find(|(_, t)| t.dim() == 2).map_or(Kind::Float, |(_, t)| t.kind());
-    let (mut mlp, layers) = build(path, params)?;
+    let eps = add_batchnorm_buffers(path, bytes, &mut params)?;
+    let (mut mlp, layers) = build(path, params, &|_| eps)?;
     let inputs = check_inputs(&mlp, options.check_inputs);
     let reference = module
         .forward_ts(&[inputs.0.to_kind(param_kind)])
@@ -312,18 +351,18 @@ fn load_torchscript(path: &Path, bytes: &[u8], options: &LoadOptions) -> Result<
     let candidates = match options.activation {
         Some(a) => vec![a],
         None if layers.len() == 1 => vec![Activation::Sigmoid],
-        None => vec![Activation::Sigmoid, Activation::Relu, Activation::Tanh],
+        None => Activation::ALL.to_vec(),
     };
     let (activation, diff) = closest_activation(&mut mlp, &inputs.0, &reference, candidates);
     if diff.is_nan() || diff > tolerance {
         let tried = match options.activation {
             Some(a) => format!("with --activation {}", a.name()),
             None if layers.len() == 1 => "as a single Linear layer".into(),
-            None => format!("with sigmoid, relu or tanh (closest: {})", activation.name()),
+            None => format!("with {ACTIVATION_NAMES} (closest: {})", activation.name()),
         };
         bail!(
             "{shown}: the module's forward is not the chain of Linear layers {} {tried}: outputs differ by up to {diff:.3e} \
-             (tolerance {tolerance:.1e}) on {n} inputs; it has other operations (skip connections, softmax, normalisation, …), \
+             (tolerance {tolerance:.1e}) on {n} inputs; it has other operations (skip connections, softmax, LayerNorm, BatchNorm after the activation, …), \
              which prunelab does not prune",
             layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(" → ")
         );
@@ -424,22 +463,35 @@ fn first_line(e: &tch::TchError) -> String {
     line.trim_start_matches("Internal torch error: ").to_string()
 }
 
-/// Parses an activation name (`sigmoid`, `relu`, `tanh`).
+/// The activations prunelab understands, for messages.
+pub const ACTIVATION_NAMES: &str = "sigmoid, relu, tanh, gelu, silu, leaky_relu";
+
+/// Parses an activation name (`sigmoid`, `relu`, `tanh`, `gelu`, `silu`, `leaky_relu`; PyTorch's
+/// class names `ReLU`, `GELU`, `SiLU`, `LeakyReLU` too).
 pub fn parse_activation(name: &str) -> Result<Activation> {
-    match name.trim().to_ascii_lowercase().as_str() {
+    match name.trim().to_ascii_lowercase().replace('-', "_").as_str() {
         "sigmoid" | "logistic" => Ok(Activation::Sigmoid),
         "relu" => Ok(Activation::Relu),
         "tanh" => Ok(Activation::Tanh),
-        _ => bail!("unknown activation {name:?}: use sigmoid, relu or tanh"),
+        "gelu" => Ok(Activation::Gelu),
+        "silu" | "swish" => Ok(Activation::Silu),
+        "leaky_relu" | "leakyrelu" => Ok(Activation::LeakyRelu),
+        _ => bail!("unknown activation {name:?}: use {ACTIVATION_NAMES}"),
     }
 }
 
 /// Finds the linear layers among named tensors and builds the MLP (f32, CPU; activation left at
-/// the default for the caller to set).
-fn build(path: &Path, tensors: Vec<(String, Tensor)>) -> Result<(Mlp, Vec<LayerNames>)> {
+/// the default for the caller to set), BatchNorm1d layers folded in (`eps` gives their eps).
+fn build(
+    path: &Path,
+    tensors: Vec<(String, Tensor)>,
+    eps: &dyn Fn(&str) -> f64,
+) -> Result<(Mlp, Vec<LayerNames>)> {
+    let (tensors, batchnorms) = state_dict::prepare(path, tensors, eps)?;
     let shapes: Vec<(String, Vec<i64>)> =
         tensors.iter().map(|(n, t)| (n.clone(), t.size())).collect();
-    let layers = find_layers(path, &shapes)?;
+    let mut layers = find_layers(path, &shapes)?;
+    let mut folds = attach_batchnorms(path, &mut layers, batchnorms, &shapes)?;
     let by_name: HashMap<String, Tensor> = tensors.into_iter().collect();
     let take = |name: &str| -> Result<Tensor> {
         let t = &by_name[name];
@@ -462,6 +514,10 @@ fn build(path: &Path, tensors: Vec<(String, Tensor)>) -> Result<(Mlp, Vec<LayerN
             Some(name) => take(name)?,
             None => Tensor::zeros([w.size()[0]], (Kind::Float, Device::Cpu)),
         };
+        let (w, b) = match folds.remove(0) {
+            Some(bn) => bn.fold(&w, &b),
+            None => (w, b),
+        };
         weights.push(w);
         biases.push(b);
     }
@@ -469,7 +525,7 @@ fn build(path: &Path, tensors: Vec<(String, Tensor)>) -> Result<(Mlp, Vec<LayerN
 }
 
 /// Refuses a tensor holding NaN or infinite values, saying how many.
-fn check_finite(path: &Path, name: &str, t: &Tensor) -> Result<()> {
+pub(crate) fn check_finite(path: &Path, name: &str, t: &Tensor) -> Result<()> {
     let count = |mask: Tensor| mask.sum(Kind::Int64).int64_value(&[]);
     let not_finite = count(t.isfinite().logical_not());
     if not_finite > 0 {
@@ -506,7 +562,7 @@ pub fn find_layers(path: &Path, tensors: &[(String, Vec<i64>)]) -> Result<Vec<La
                 "{shown}: tensor `{name}` has shape {shape:?}, a convolution kernel; {not_mlp}"
             ),
             ("weight", 1) => bail!(
-                "{shown}: tensor `{name}` has shape {shape:?}, a 1-D weight (a normalisation layer?); {not_mlp}"
+                "{shown}: tensor `{name}` has shape {shape:?}, a 1-D weight of a normalisation layer other than BatchNorm1d (no running_mean beside it); {not_mlp}"
             ),
             ("weight", _) => bail!(
                 "{shown}: tensor `{name}` has shape {shape:?}, not a Linear weight [out, in]; {not_mlp}"
@@ -564,12 +620,13 @@ pub fn find_layers(path: &Path, tensors: &[(String, Vec<i64>)]) -> Result<Vec<La
             name: prefix.to_string(),
             weight: weights[prefix].0.to_string(),
             bias: biases.get(prefix).map(|(n, _)| n.to_string()),
+            batchnorm: None,
         })
         .collect())
 }
 
 /// The runs of digits in a name (`layers.10` → [10], `fc2` → [2]), None when there are none.
-fn numbers_in(name: &str) -> Option<Vec<u64>> {
+pub(crate) fn numbers_in(name: &str) -> Option<Vec<u64>> {
     let numbers: Vec<u64> = name
         .split(|c: char| !c.is_ascii_digit())
         .filter(|s| !s.is_empty())
@@ -676,7 +733,7 @@ mod tests {
         type Case<'a> = (&'a [(&'a str, &'a [i64])], &'a str);
         let cases: [Case; 6] = [
             (&[("conv1.weight", &[8, 1, 3, 3]), ("fc.weight", &[2, 8])], "`conv1.weight` has shape [8, 1, 3, 3], a convolution"),
-            (&[("bn.weight", &[8]), ("fc.weight", &[2, 8])], "`bn.weight` has shape [8], a 1-D weight"),
+            (&[("ln.weight", &[8]), ("fc.weight", &[2, 8])], "`ln.weight` has shape [8], a 1-D weight"),
             (&[("0.weight", &[8, 4]), ("0.running_mean", &[8])], "`0.running_mean` (shape [8]) is not a Linear"),
             (&[("0.weight", &[8, 4]), ("2.bias", &[3])], "`2.bias` has no matching weight `2.weight`"),
             (&[("0.weight", &[8, 4]), ("0.bias", &[7])], "`0.bias` has shape [7], but `0.weight` [8, 4] has 8 outputs"),

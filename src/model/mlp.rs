@@ -16,7 +16,16 @@ pub enum Activation {
     Sigmoid,
     Relu,
     Tanh,
+    /// PyTorch's `nn.GELU()` (the exact, erf-based form).
+    Gelu,
+    /// `nn.SiLU()`: x·sigmoid(x).
+    Silu,
+    /// `nn.LeakyReLU()` with its default negative slope 0.01.
+    LeakyRelu,
 }
+
+/// The negative slope of `Activation::LeakyRelu` (PyTorch's default).
+pub const LEAKY_RELU_SLOPE: f64 = 0.01;
 
 impl Activation {
     pub fn apply(self, x: &Tensor) -> Tensor {
@@ -24,6 +33,9 @@ impl Activation {
             Activation::Sigmoid => x.sigmoid(),
             Activation::Relu => x.relu(),
             Activation::Tanh => x.tanh(),
+            Activation::Gelu => x.gelu("none"),
+            Activation::Silu => x.silu(),
+            Activation::LeakyRelu => x.leaky_relu(),
         }
     }
 
@@ -32,8 +44,21 @@ impl Activation {
             Activation::Sigmoid => "sigmoid",
             Activation::Relu => "relu",
             Activation::Tanh => "tanh",
+            Activation::Gelu => "gelu",
+            Activation::Silu => "silu",
+            Activation::LeakyRelu => "leaky_relu",
         }
     }
+
+    /// Every activation, in the order TorchScript detection tries them.
+    pub const ALL: [Activation; 6] = [
+        Activation::Sigmoid,
+        Activation::Relu,
+        Activation::Tanh,
+        Activation::Gelu,
+        Activation::Silu,
+        Activation::LeakyRelu,
+    ];
 }
 
 /// An MLP.

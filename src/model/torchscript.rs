@@ -20,7 +20,8 @@
 //!
 //! Reading: libtorch does not check the CRC-32s of an archive's records, so [`verify_zip`]
 //! checks the zip structure and every record's CRC before an archive is handed to it.
-use crate::model::mlp::{Activation, Mlp};
+use crate::model::mlp::Mlp;
+use crate::model::sequential::{class_specs, ClassSpec, Module, MODULES};
 use anyhow::{ensure, Context, Result};
 use std::io::Read;
 use tch::{Device, Kind};
@@ -28,7 +29,8 @@ use tch::{Device, Kind};
 /// The module `torch.jit.load` returns: `nn.Sequential` of Linear layers with `mlp.activation`
 /// between them, in evaluation mode.
 pub fn encode(mlp: &Mlp) -> Result<Vec<u8>> {
-    encode_with(mlp, None)
+    ensure!(!mlp.weights.is_empty(), "an MLP without layers cannot be saved");
+    encode_with(&Module::of_mlp(mlp), None)
 }
 
 /// Like `encode`, with the top-level module replaced by class `class_name` whose `forward` body is
@@ -36,124 +38,60 @@ pub fn encode(mlp: &Mlp) -> Result<Vec<u8>> {
 /// `input`). For test fixtures of models that are *not* MLPs.
 #[doc(hidden)]
 pub fn encode_custom(mlp: &Mlp, class_name: &str, forward: &[&str]) -> Result<Vec<u8>> {
-    encode_with(mlp, Some((class_name, forward)))
+    encode_with(&Module::of_mlp(mlp), Some((class_name, forward)))
 }
 
-const MODULES: &str = "__torch__.torch.nn.modules";
+/// `torch.jit.script(nn.Sequential(*children))` as `torch.jit.save` writes it, in evaluation
+/// mode. For test fixtures of models as practitioners have them (Dropout, BatchNorm1d, …).
+#[doc(hidden)]
+pub fn encode_sequential(children: &[Module]) -> Result<Vec<u8>> {
+    ensure!(!children.is_empty(), "an empty nn.Sequential cannot be saved");
+    encode_with(children, None)
+}
 
-fn encode_with(mlp: &Mlp, custom: Option<(&str, &[&str])>) -> Result<Vec<u8>> {
-    let layers = mlp.weights.len();
-    ensure!(layers > 0, "an MLP without layers cannot be saved");
-    let mut zip = Zip::default();
-    let mut pickle = Pickle::new();
-
-    // The children of the Sequential: Linear at even indices, the activation in between.
-    let linear_class = |l: usize| {
-        if l == 0 {
-            (format!("{MODULES}.linear"), "Linear".to_string())
-        } else {
-            (format!("{MODULES}.linear.___torch_mangle_{}", l - 1), "Linear".to_string())
-        }
-    };
-    let (act_class, act_forward, act_extra) = match mlp.activation {
-        Activation::Sigmoid => ("Sigmoid", "torch.sigmoid(input)", ""),
-        Activation::Relu => ("ReLU", "torch.relu(input)", "  inplace : Final[bool] = False\n"),
-        Activation::Tanh => ("Tanh", "torch.tanh(input)", ""),
-    };
-    let children: Vec<(String, String)> = (0..2 * layers - 1)
-        .map(|i| {
-            if i % 2 == 0 {
-                linear_class(i / 2)
-            } else {
-                (format!("{MODULES}.activation"), act_class.to_string())
-            }
-        })
-        .collect();
-
-    // Code: one file per namespace.
+fn encode_with(children: &[Module], custom: Option<(&str, &[&str])>) -> Result<Vec<u8>> {
+    let specs = class_specs(children);
     let (top_module, top_class) = match custom {
         Some((class_name, _)) => ("__torch__".to_string(), class_name.to_string()),
         None => (format!("{MODULES}.container"), "Sequential".to_string()),
     };
-    let top_qualified = format!("{top_module}.{top_class}");
-    let mut top = format!(
-        "class {top_class}(Module):\n  __parameters__ = []\n  __buffers__ = []\n  training : bool\n  \
-         _is_full_backward_hook : NoneType\n"
-    );
-    for (i, (module, class)) in children.iter().enumerate() {
-        top.push_str(&format!("  __annotations__[\"{i}\"] = {module}.{class}\n"));
-    }
-    top.push_str(&format!("  def forward(self: {top_qualified},\n    input: Tensor) -> Tensor:\n"));
-    for i in 0..children.len() {
-        top.push_str(&format!("    _{i} = getattr(self, \"{i}\")\n"));
-    }
-    match custom {
-        Some((_, lines)) => {
-            for line in lines {
-                top.push_str(&format!("    {line}\n"));
+    let mut files: Vec<(String, String)> =
+        vec![(path_of(&top_module), top_code(&specs, &top_module, &top_class, custom))];
+    for spec in &specs {
+        let path = path_of(&spec.module);
+        match files.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, text)) if !text.contains(&format!("class {}(", spec.class)) => {
+                text.push_str(&spec.code)
             }
+            Some(_) => {}
+            None => files.push((path, spec.code.clone())),
         }
-        None => {
-            let mut input = "input".to_string();
-            for i in 0..children.len() {
-                if i + 1 == children.len() {
-                    top.push_str(&format!("    return (_{i}).forward({input}, )\n"));
-                } else {
-                    top.push_str(&format!("    input{i} = (_{i}).forward({input}, )\n"));
-                    input = format!("input{i}");
-                }
-            }
-            top.push_str(&format!(
-                "  def __len__(self: {top_qualified}) -> int:\n    return {}\n",
-                children.len()
-            ));
-        }
-    }
-    let mut files: Vec<(String, String)> = vec![(path_of(&top_module), top)];
-    for (l, w) in mlp.weights.iter().enumerate() {
-        let (module, class) = linear_class(l);
-        let (out_f, in_f) = (w.size()[0], w.size()[1]);
-        files.push((
-            path_of(&module),
-            format!(
-                "class {class}(Module):\n  __parameters__ = [\"weight\", \"bias\", ]\n  __buffers__ = []\n  \
-                 weight : Tensor\n  bias : Tensor\n  training : bool\n  _is_full_backward_hook : NoneType\n  \
-                 in_features : Final[int] = {in_f}\n  out_features : Final[int] = {out_f}\n  \
-                 def forward(self: {module}.{class},\n    input: Tensor) -> Tensor:\n    \
-                 weight = self.weight\n    bias = self.bias\n    return torch.linear(input, weight, bias)\n"
-            ),
-        ));
-    }
-    if layers > 1 {
-        let module = format!("{MODULES}.activation");
-        files.push((
-            path_of(&module),
-            format!(
-                "class {act_class}(Module):\n  __parameters__ = []\n  __buffers__ = []\n  training : bool\n  \
-                 _is_full_backward_hook : NoneType\n{act_extra}  def forward(self: {module}.{act_class},\n    \
-                 input: Tensor) -> Tensor:\n    return {act_forward}\n"
-            ),
-        ));
     }
 
-    // data.pkl: the module object, its children and their parameters; the storages beside it.
+    // data.pkl: the module object, its children and their tensors; the storages beside it.
+    let mut pickle = Pickle::new();
     let mut storages: Vec<Vec<u8>> = Vec::new();
     pickle.object(&top_module, &top_class);
     pickle.common_attributes();
-    for (i, (module, class)) in children.iter().enumerate() {
+    for (i, spec) in specs.iter().enumerate() {
         pickle.str(&i.to_string());
-        pickle.object(module, class);
-        if i % 2 == 0 {
-            let l = i / 2;
-            for t in [&mlp.weights[l], &mlp.biases[l]] {
-                let name = if t.dim() == 2 { "weight" } else { "bias" };
-                let values = Vec::<f32>::try_from(
-                    t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().flatten(0, -1),
-                )?;
-                pickle.str(name);
-                pickle.tensor(&storages.len().to_string(), &t.size(), values.len());
-                storages.push(values.iter().flat_map(|v| v.to_le_bytes()).collect());
-            }
+        pickle.object(&spec.module, &spec.class);
+        for (name, t, parameter) in &spec.tensors {
+            let shape = t.size();
+            let t = t.to_device(Device::Cpu).contiguous().flatten(0, -1);
+            let (storage, bytes): (&str, Vec<u8>) = if t.kind() == Kind::Int64 {
+                (
+                    "LongStorage",
+                    Vec::<i64>::try_from(&t)?.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                )
+            } else {
+                let values = Vec::<f32>::try_from(t.to_kind(Kind::Float))?;
+                ("FloatStorage", values.iter().flat_map(|v| v.to_le_bytes()).collect())
+            };
+            let numel = t.numel();
+            pickle.str(name);
+            pickle.tensor(&storages.len().to_string(), storage, &shape, numel, *parameter);
+            storages.push(bytes);
         }
         pickle.common_attributes();
         pickle.end_object();
@@ -161,6 +99,7 @@ fn encode_with(mlp: &Mlp, custom: Option<(&str, &[&str])>) -> Result<Vec<u8>> {
     pickle.end_object();
     pickle.stop();
 
+    let mut zip = Zip::default();
     for (key, bytes) in storages.iter().enumerate() {
         zip.add(&format!("archive/data/{key}"), bytes)?;
     }
@@ -175,6 +114,48 @@ fn encode_with(mlp: &Mlp, custom: Option<(&str, &[&str])>) -> Result<Vec<u8>> {
     zip.add("archive/version", b"3\n")?;
     zip.add("archive/byteorder", b"little")?;
     zip.finish()
+}
+
+/// The top-level class: the children as attributes `0`, `1`, … and a forward through them (or
+/// the `custom` one).
+fn top_code(
+    specs: &[ClassSpec],
+    top_module: &str,
+    top_class: &str,
+    custom: Option<(&str, &[&str])>,
+) -> String {
+    let top_qualified = format!("{top_module}.{top_class}");
+    let mut top = format!(
+        "class {top_class}(Module):\n  __parameters__ = []\n  __buffers__ = []\n  training : bool\n  \
+         _is_full_backward_hook : NoneType\n"
+    );
+    for (i, spec) in specs.iter().enumerate() {
+        top.push_str(&format!("  __annotations__[\"{i}\"] = {}.{}\n", spec.module, spec.class));
+    }
+    top.push_str(&format!("  def forward(self: {top_qualified},\n    input: Tensor) -> Tensor:\n"));
+    for i in 0..specs.len() {
+        top.push_str(&format!("    _{i} = getattr(self, \"{i}\")\n"));
+    }
+    if let Some((_, lines)) = custom {
+        for line in lines {
+            top.push_str(&format!("    {line}\n"));
+        }
+        return top;
+    }
+    let mut input = "input".to_string();
+    for i in 0..specs.len() {
+        if i + 1 == specs.len() {
+            top.push_str(&format!("    return (_{i}).forward({input}, )\n"));
+        } else {
+            top.push_str(&format!("    input{i} = (_{i}).forward({input}, )\n"));
+            input = format!("input{i}");
+        }
+    }
+    top.push_str(&format!(
+        "  def __len__(self: {top_qualified}) -> int:\n    return {}\n",
+        specs.len()
+    ));
+    top
 }
 
 /// `__torch__.a.b` → `__torch__/a/b.py`.
@@ -244,13 +225,14 @@ impl Pickle {
         self.out.extend([b'u', b'b']); // SETITEMS BUILD
     }
 
-    /// A contiguous f32 parameter of `shape` whose storage is record `data/<key>`.
-    fn tensor(&mut self, key: &str, shape: &[i64], numel: usize) {
+    /// A contiguous tensor of `shape` whose storage (`FloatStorage`, `LongStorage`) is record
+    /// `data/<key>`; a parameter requires gradients, a buffer does not.
+    fn tensor(&mut self, key: &str, storage: &str, shape: &[i64], numel: usize, parameter: bool) {
         self.global("torch._utils", "_rebuild_tensor_v2");
         self.out.push(b'(');
         self.out.push(b'(');
         self.str("storage");
-        self.global("torch", "FloatStorage");
+        self.global("torch", storage);
         self.str(key);
         self.str("cpu");
         self.int(numel as i64);
@@ -263,7 +245,7 @@ impl Pickle {
             strides[d] = strides[d + 1] * shape[d + 1];
         }
         self.ints(&strides);
-        self.out.push(0x88); // requires_grad = True (a parameter)
+        self.out.push(if parameter { 0x88 } else { 0x89 }); // requires_grad
         self.global("collections", "OrderedDict");
         self.out.extend([b')', b'R']);
         self.out.extend([b't', b'R']);
@@ -409,6 +391,27 @@ pub fn verify_crcs(bytes: &[u8]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The (uncompressed) data of the records whose names `wanted` accepts, with their names.
+pub fn read_records(bytes: &[u8], wanted: impl Fn(&str) -> bool) -> Result<Vec<(String, Vec<u8>)>> {
+    let (records, directory_start) = zip_directory(bytes)?;
+    let mut out = Vec::new();
+    for record in records.iter().filter(|r| wanted(&r.name)) {
+        let (_, data) = record_data(bytes, record, directory_start)?;
+        let data = match record.method {
+            8 => {
+                let mut inflated = Vec::new();
+                flate2::read::DeflateDecoder::new(data)
+                    .take(record.size.saturating_add(1))
+                    .read_to_end(&mut inflated)?;
+                inflated
+            }
+            _ => data.to_vec(),
+        };
+        out.push((record.name.clone(), data));
+    }
+    Ok(out)
 }
 
 /// One record as the central directory describes it.
@@ -618,6 +621,7 @@ fn record_crc(data: &[u8], record: &ZipRecord) -> Result<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::mlp::Activation;
     use tch::Tensor;
 
     fn tiny(activation: Activation) -> Mlp {
@@ -627,7 +631,7 @@ mod tests {
 
     #[test]
     fn libtorch_loads_the_archive_with_named_parameters_and_the_same_forward() {
-        for activation in [Activation::Sigmoid, Activation::Relu, Activation::Tanh] {
+        for activation in Activation::ALL {
             let mut mlp = tiny(activation);
             mlp.biases[1] = Tensor::from_slice(&[0.5f32, -0.25, 1.0]);
             let bytes = encode(&mlp).unwrap();

@@ -1,6 +1,7 @@
 //! The model-file task: an existing MLP (TorchScript `.pt` or a safetensors state dict) inspected,
 //! evaluated on a dataset's test split, or pruned (`prune`) by the same layer pruner as
 //! experiments, with statistics from calibration data, and written back for PyTorch.
+mod outputs;
 mod prune;
 
 use crate::data::images::{self, Dataset, Normalize};
@@ -9,7 +10,8 @@ use crate::model::load::{
 };
 use crate::model::mlp::{Activation, Mlp};
 use anyhow::{bail, Result};
-pub use prune::{check_outputs, prune, OutFormat, PruneOutcome, PruneRequest};
+pub use outputs::{check_outputs, layer_masks, state_dict, LayerMask, OutFormat, Written};
+pub use prune::{prune, PruneOutcome, PruneRequest};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -151,7 +153,7 @@ pub fn inspect(path: &Path, activation: Option<Activation>) -> Result<Inspection
         sizes: model.mlp.sizes(),
         activation: known.then(|| model.mlp.activation.name()),
         activation_source: model.activation,
-        forward_check: model.forward_check.clone(),
+        forward_check: model.forward_check,
         layers,
         params_total,
         params_nonzero,
@@ -205,7 +207,7 @@ pub fn evaluate(
         activation: Some(loaded.mlp.activation.name())
             .filter(|_| loaded.activation != ActivationSource::NotNeeded),
         activation_source: loaded.activation,
-        forward_check: loaded.forward_check.clone(),
+        forward_check: loaded.forward_check,
         data: data.to_path_buf(),
         test_samples: n,
         test_errors: (error * n as f64).round() as usize,

@@ -3,56 +3,21 @@
 //! prunelab's forward equals a TorchScript module's) → select the mask → prune (and reweight) →
 //! compact and check → encode every output and check the TorchScript ones by loading them back →
 //! write all outputs at once.
+use super::outputs::{check_outputs, encode_outputs, layer_masks, OutFormat, Written};
 use super::{check_fits, layer_counts, load_data, load_model, LayerCounts, ModelOptions};
 use crate::data::images::Dataset;
 use crate::files;
-use crate::model::io::encode_mlp;
 use crate::model::load::{self, ForwardCheck, LoadedModel};
 use crate::model::mlp::Mlp;
-use crate::model::torchscript;
 use crate::prune::budget::{self, BudgetSpec};
 use crate::prune::dpp::kernel::{InputMoments, KernelKind};
 use crate::prune::layer::{compact, Layer, LayerPruner, Options};
 use crate::prune::stats::LayerStats;
 use crate::prune::{Mask, Method};
 use crate::seed;
-use anyhow::{bail, Context, Result};
-use std::path::{Path, PathBuf};
+use anyhow::{bail, Result};
+use std::path::PathBuf;
 use tch::{Device, Kind, Tensor};
-
-/// Output formats, by extension.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutFormat {
-    /// `.pt`: an nn.Sequential of Linear layers for `torch.jit.load`.
-    TorchScript,
-    /// `.safetensors`: a state dict with the input model's parameter names.
-    Safetensors,
-}
-
-/// The outputs and their formats; refuses unknown extensions, duplicates and missing folders.
-pub fn check_outputs(outs: &[PathBuf]) -> Result<Vec<(PathBuf, OutFormat)>> {
-    let mut checked: Vec<(PathBuf, OutFormat)> = Vec::new();
-    for out in outs {
-        let ext = out.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
-        let format = match ext.as_str() {
-            "pt" => OutFormat::TorchScript,
-            "safetensors" => OutFormat::Safetensors,
-            _ => bail!(
-                "--out {}: unknown model format `{ext}` (use .pt for TorchScript or .safetensors)",
-                out.display()
-            ),
-        };
-        if checked.iter().any(|(p, _)| p == out) {
-            bail!("--out {} is given twice", out.display());
-        }
-        let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        if !parent.is_dir() {
-            bail!("--out {}: the folder {} does not exist", out.display(), parent.display());
-        }
-        checked.push((out.clone(), format));
-    }
-    Ok(checked)
-}
 
 /// One `prunelab prune` call.
 #[derive(Clone, Debug)]
@@ -71,6 +36,10 @@ pub struct PruneRequest {
     pub data: Option<PathBuf>,
     pub compact: bool,
     pub outputs: Vec<PathBuf>,
+    /// `--masks`: the masks alone, as `<weight>_mask`/`<bias>_mask` tensors.
+    pub masks: Option<PathBuf>,
+    /// `--torch-prune-layout`: a state dict in torch.nn.utils.prune's layout.
+    pub torch_prune: Option<PathBuf>,
     pub seed: u64,
     pub node_kernel: KernelKind,
     pub edge_kernel: KernelKind,
@@ -97,7 +66,7 @@ pub struct PruneOutcome {
     /// Max |Δ| between the compacted and the masked network, and the probe inputs.
     pub compact_check: Option<(f64, i64)>,
     /// Each output, its format and, for TorchScript, the max |Δ| of the reloaded module.
-    pub written: Vec<(PathBuf, OutFormat, Option<f64>)>,
+    pub written: Vec<Written>,
 }
 
 /// The model, its data, and the layer a prune request targets.
@@ -115,18 +84,21 @@ pub fn prune(request: &PruneRequest) -> Result<PruneOutcome> {
     let (mask, pruned) = select_and_prune(request, &inputs)?;
     let probe = probe_inputs(&inputs);
     let mlp = &inputs.model.mlp;
-    let (final_net, compact_check) = match (&mask, request.compact) {
+    let (final_net, masked, compact_check) = match (&mask, request.compact) {
         (Mask::Nodes(kept), true) => {
             let small = compact(&pruned, inputs.layer, kept)?;
             let diff = max_abs_diff(&small, &pruned, &probe);
             if diff.is_nan() || diff > tolerance(&pruned, &probe) {
                 bail!("the compacted network's outputs differ from the masked network's by {diff:.3e}; nothing was written");
             }
-            (small, Some((diff, probe.size()[0])))
+            (small, Some(pruned), Some((diff, probe.size()[0])))
         }
-        _ => (pruned, None),
+        _ => (pruned, None, None),
     };
-    let (encoded, written) = encode_outputs(request, &inputs, &final_net, &outputs, &probe)?;
+    let masks = layer_masks(&mask, inputs.layer, mlp);
+    let nets = (&final_net, masked.as_ref().unwrap_or(&final_net), &masks[..]);
+    let (encoded, written) =
+        encode_outputs(request, &inputs.model, inputs.layer, nets, &outputs, &probe)?;
     let test_errors = inputs.test.as_ref().map(|t| {
         (
             mlp.error_rate(&t.test_x, &t.test_y),
@@ -138,7 +110,7 @@ pub fn prune(request: &PruneRequest) -> Result<PruneOutcome> {
     let sizes = mlp.sizes();
     Ok(PruneOutcome {
         description: inputs.model.describe(),
-        forward_check: inputs.model.forward_check.clone(),
+        forward_check: inputs.model.forward_check,
         calibrated_on: inputs.calib.as_ref().map(|c| c.train_x.size()[0] as usize),
         layer_name: inputs.model.layers[inputs.layer].name.clone(),
         layer_index: inputs.layer,
@@ -155,8 +127,18 @@ pub fn prune(request: &PruneRequest) -> Result<PruneOutcome> {
 
 /// Checks what needs no file; returns the outputs with their formats.
 fn check_request(request: &PruneRequest) -> Result<Vec<(PathBuf, OutFormat)>> {
-    let outputs = check_outputs(&request.outputs)?;
+    let outputs =
+        check_outputs(&request.outputs, request.masks.as_ref(), request.torch_prune.as_ref())?;
+    if outputs.is_empty() {
+        bail!("nothing to write: give --out, --masks or --torch-prune-layout");
+    }
     let method = request.method;
+    if request.compact && request.torch_prune.is_some() {
+        bail!(
+            "--torch-prune-layout keeps the input's shapes with masks, but --compact removes the pruned units; \
+             write the torch.nn.utils.prune layout from a run without --compact"
+        );
+    }
     if request.compact && !method.is_node() {
         bail!(
             "--compact removes whole units, but {method} keeps every unit (with fewer inputs each), so there is nothing to remove; \
@@ -259,66 +241,8 @@ fn probe_inputs(inputs: &Inputs) -> Tensor {
     }
 }
 
-/// The outputs' bytes; TorchScript outputs are loaded back and their forward compared.
-fn encode_outputs(
-    request: &PruneRequest,
-    inputs: &Inputs,
-    net: &Mlp,
-    outputs: &[(PathBuf, OutFormat)],
-    probe: &Tensor,
-) -> Result<(Vec<(PathBuf, Vec<u8>)>, Vec<(PathBuf, OutFormat, Option<f64>)>)> {
-    let model = &inputs.model;
-    let names: Vec<(String, Option<String>)> =
-        model.layers.iter().map(|l| (l.weight.clone(), l.bias.clone())).collect();
-    let metadata = [
-        ("prunelab.pruned_from", file_name(&request.model)),
-        ("prunelab.layer", model.layers[inputs.layer].name.clone()),
-        ("prunelab.method", request.method.name().to_string()),
-        ("prunelab.keep", request.keep.to_string()),
-        ("prunelab.reweight", request.reweight.to_string()),
-        ("prunelab.compact", request.compact.to_string()),
-        ("prunelab.seed", request.seed.to_string()),
-    ]
-    .map(|(k, v)| (k.to_string(), v));
-    let (mut encoded, mut written) = (Vec::new(), Vec::new());
-    for (path, format) in outputs {
-        let (bytes, diff) = match format {
-            OutFormat::Safetensors => (
-                encode_mlp(net, &names, &metadata)
-                    .with_context(|| format!("encoding {}", path.display()))?,
-                None,
-            ),
-            OutFormat::TorchScript => {
-                let bytes = torchscript::encode(net)
-                    .with_context(|| format!("encoding {}", path.display()))?;
-                let diff = reloaded_diff(&bytes, net, probe, path)?;
-                (bytes, Some(diff))
-            }
-        };
-        encoded.push((path.clone(), bytes));
-        written.push((path.clone(), *format, diff));
-    }
-    Ok((encoded, written))
-}
-
-/// Max |Δ| between the TorchScript module in `bytes` and `net` on `probe`.
-fn reloaded_diff(bytes: &[u8], net: &Mlp, probe: &Tensor, path: &Path) -> Result<f64> {
-    let module = tch::CModule::load_data(&mut &bytes[..]).map_err(|e| {
-        anyhow::anyhow!("the TorchScript written for {} does not load back: {e}", path.display())
-    })?;
-    let _guard = tch::no_grad_guard();
-    let diff = (module.forward_ts(&[probe])? - net.forward(probe)).abs().max().double_value(&[]);
-    if diff.is_nan() || diff > tolerance(net, probe) {
-        bail!(
-            "the TorchScript written for {} computes outputs {diff:.3e} away from prunelab's; nothing was written",
-            path.display()
-        );
-    }
-    Ok(diff)
-}
-
 /// The largest output difference accepted as equal, relative to the outputs' size.
-fn tolerance(net: &Mlp, probe: &Tensor) -> f64 {
+pub(super) fn tolerance(net: &Mlp, probe: &Tensor) -> f64 {
     let _guard = tch::no_grad_guard();
     load::FORWARD_TOLERANCE * net.forward(probe).abs().max().double_value(&[]).max(1.0)
 }
@@ -335,25 +259,4 @@ fn hidden_names(model: &LoadedModel) -> String {
         return "it has none: a single layer".into();
     }
     hidden.iter().map(|l| format!("`{}`", l.name)).collect::<Vec<_>>().join(", ")
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn outputs_are_checked_before_any_work() {
-        assert!(check_outputs(&[PathBuf::from("a.pt"), PathBuf::from("a.safetensors")]).is_ok());
-        let err = check_outputs(&[PathBuf::from("a.onnx")]).unwrap_err().to_string();
-        assert!(err.contains("unknown model format `onnx`"), "{err}");
-        let err = check_outputs(&[PathBuf::from("a.pt"), PathBuf::from("a.pt")]).unwrap_err();
-        assert!(err.to_string().contains("given twice"), "{err}");
-        let err = check_outputs(&[PathBuf::from("/nonexistent-dir/a.pt")]).unwrap_err();
-        assert!(err.to_string().contains("does not exist"), "{err}");
-    }
 }
