@@ -13,7 +13,7 @@
 
 Needs PyTorch and numpy (the CI machines do not have them; `cargo test` does not use this script).
 
-    /root/.cache/prunelab/pyvenv/bin/python scripts/pytorch-crosscheck.py \
+    "$(scripts/pytorch-env.sh)" scripts/pytorch-crosscheck.py \
         [--prunelab target/release/prunelab] [--data /usr/share/datasets/fashion-mnist] \
         [--out /tmp/prunelab-crosscheck] [--epochs 2] [--activation relu] [--keep 0.5]
 

@@ -252,7 +252,8 @@ fn bad_mlp_configs_and_missing_data_are_refused_before_anything_runs() {
     // A missing data folder is refused at plan time, by --dry-run too, naming the folder.
     std::fs::write(dir.join("m.yaml"), base.replace("data: data", "data: nowhere")).unwrap();
     for extra in [&[][..], &["--dry-run"][..]] {
-        let args: Vec<&str> = ["run", "m.yaml", "--out", "out"].iter().chain(extra).copied().collect();
+        let args: Vec<&str> =
+            ["run", "m.yaml", "--out", "out"].iter().chain(extra).copied().collect();
         let out = prunelab(&dir, &args);
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
         assert!(stderr(&out).contains("nowhere"), "{}", stderr(&out));

@@ -71,25 +71,7 @@ pub fn run(args: Args, quiet: bool) -> Result<Status> {
         ),
     };
     let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
-    let mut loaded: Vec<(&PathBuf, config::Experiment, Plan, Vec<cost::Cost>)> = Vec::new();
-    let available = cost::available_memory();
-    for path in &args.configs {
-        let experiment = config::load(path)?;
-        let plan = plan::plan(&experiment)
-            .with_context(|| format!("invalid config {}", path.display()))?;
-        let costs = cost::check(&plan, available)
-            .with_context(|| format!("invalid config {}", path.display()))?;
-        if let Some((other, _, _, _)) = loaded.iter().find(|(_, e, _, _)| e.name == experiment.name)
-        {
-            bail!(
-                "{} and {} both name their experiment `{}`: they would write to the same folder; rename one",
-                other.display(),
-                path.display(),
-                experiment.name
-            );
-        }
-        loaded.push((path, experiment, plan, costs));
-    }
+    let loaded = load_all(&args.configs)?;
     let options = runner::RunOptions {
         out: args.out.clone(),
         device,
@@ -146,6 +128,33 @@ pub fn run(args: Args, quiet: bool) -> Result<Status> {
         failed += outcome.failed;
     }
     Ok(if failed > 0 { Status::SomeRunsFailed } else { Status::Ok })
+}
+
+/// A config, its experiment, plan and the costs of its runs.
+type Loaded<'a> = (&'a PathBuf, config::Experiment, Plan, Vec<cost::Cost>);
+
+/// Reads, plans and checks every config before any runs: a bad one stops them all.
+fn load_all(configs: &[PathBuf]) -> Result<Vec<Loaded<'_>>> {
+    let mut loaded: Vec<Loaded> = Vec::new();
+    let available = cost::available_memory();
+    for path in configs {
+        let experiment = config::load(path)?;
+        let plan = plan::plan(&experiment)
+            .with_context(|| format!("invalid config {}", path.display()))?;
+        let costs = cost::check(&plan, available)
+            .with_context(|| format!("invalid config {}", path.display()))?;
+        if let Some((other, _, _, _)) = loaded.iter().find(|(_, e, _, _)| e.name == experiment.name)
+        {
+            bail!(
+                "{} and {} both name their experiment `{}`: they would write to the same folder; rename one",
+                other.display(),
+                path.display(),
+                experiment.name
+            );
+        }
+        loaded.push((path, experiment, plan, costs));
+    }
+    Ok(loaded)
 }
 
 /// This command line, for continuing it (`--resume` is added by the caller when missing).

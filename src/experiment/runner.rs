@@ -127,8 +127,13 @@ pub fn run_plan(
         threads_per_run = options.threads_per_run(),
         "sweep starting"
     );
-    let mut outcome =
-        Outcome { dir: dir.clone(), ran: 0, skipped: selected.len() - pending.len(), failed: 0, interrupted: None };
+    let mut outcome = Outcome {
+        dir: dir.clone(),
+        ran: 0,
+        skipped: selected.len() - pending.len(),
+        failed: 0,
+        interrupted: None,
+    };
     execute_all(&pending, plan, &dir, options, |run, rows| {
         let ok = recorder.record(run, &rows)?;
         outcome.ran += 1;

@@ -23,15 +23,16 @@
 //!   archive whose structure or CRC-32s are wrong, a safetensors file that is truncated or whose
 //!   header is corrupt (saying where), a weight or bias holding NaN or infinite values (saying
 //!   how many), and a layer with zero units or zero inputs.
+pub use super::layers::find_layers;
+use super::script_in::load_torchscript;
 use crate::model::io::parse_safetensors;
 use crate::model::mlp::{Activation, Mlp};
-use crate::model::state_dict::{self, add_batchnorm_buffers, attach_batchnorms, BATCHNORM_EPS};
+use crate::model::state_dict::{self, attach_batchnorms, BATCHNORM_EPS};
 use crate::model::torchscript::{verify_crcs, zip_structure};
 use anyhow::{bail, Context, Result};
-use rand_distr::{Distribution, StandardNormal};
 use safetensors::tensor::Dtype;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
@@ -318,151 +319,6 @@ fn set_activation(model: &mut LoadedModel, options: &LoadOptions) -> Result<()> 
     Ok(())
 }
 
-fn load_torchscript(path: &Path, bytes: &[u8], options: &LoadOptions) -> Result<LoadedModel> {
-    let shown = path.display();
-    let (module, mut params) = open_module(path, bytes)?;
-    // The module computes in its parameters' type; prunelab in f32.
-    let param_kind =
-        params.iter().find(|(_, t)| t.dim() == 2).map_or(Kind::Float, |(_, t)| t.kind());
-    let eps = add_batchnorm_buffers(path, bytes, &mut params)?;
-    let (mut mlp, layers) = build(path, params, &|_| eps)?;
-    let inputs = check_inputs(&mlp, options.check_inputs);
-    let reference = module
-        .forward_ts(&[inputs.0.to_kind(param_kind)])
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "{shown}: the module's forward does not take a batch of {}-dimensional inputs as an MLP does ({})",
-                mlp.sizes()[0],
-                first_line(&e)
-            )
-        })?
-        .to_kind(Kind::Double);
-    let n = inputs.0.size()[0];
-    let out = *mlp.sizes().last().expect("layers");
-    if reference.size() != [n, out as i64] {
-        bail!(
-            "{shown}: the module's forward returns shape {:?} for {n} inputs, where an MLP ending in `{}` gives [{n}, {out}]",
-            reference.size(),
-            layers.last().expect("layers").weight
-        );
-    }
-    let max_abs_output = reference.abs().max().double_value(&[]);
-    let tolerance = FORWARD_TOLERANCE * max_abs_output.max(1.0);
-    let candidates = match options.activation {
-        Some(a) => vec![a],
-        None if layers.len() == 1 => vec![Activation::Sigmoid],
-        None => Activation::ALL.to_vec(),
-    };
-    let (activation, diff) = closest_activation(&mut mlp, &inputs.0, &reference, candidates);
-    if diff.is_nan() || diff > tolerance {
-        let tried = match options.activation {
-            Some(a) => format!("with --activation {}", a.name()),
-            None if layers.len() == 1 => "as a single Linear layer".into(),
-            None => format!("with {ACTIVATION_NAMES} (closest: {})", activation.name()),
-        };
-        bail!(
-            "{shown}: the module's forward is not the chain of Linear layers {} {tried}: outputs differ by up to {diff:.3e} \
-             (tolerance {tolerance:.1e}) on {n} inputs; it has other operations (skip connections, softmax, LayerNorm, BatchNorm after the activation, …), \
-             which prunelab does not prune",
-            layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(" → ")
-        );
-    }
-    mlp.activation = activation;
-    Ok(LoadedModel {
-        path: path.to_path_buf(),
-        format: ModelFormat::TorchScript,
-        mlp,
-        activation: if layers.len() == 1 {
-            ActivationSource::NotNeeded
-        } else if options.activation.is_some() {
-            ActivationSource::Flag
-        } else {
-            ActivationSource::Matched
-        },
-        layers,
-        forward_check: Some(ForwardCheck {
-            max_abs_diff: diff,
-            max_abs_output,
-            samples: n as usize,
-            tolerance,
-            gaussian_inputs: inputs.1,
-        }),
-        metadata: HashMap::new(),
-    })
-}
-
-/// The module in `bytes`, in evaluation mode, and its parameters (at least one).
-fn open_module(path: &Path, bytes: &[u8]) -> Result<(tch::CModule, Vec<(String, Tensor)>)> {
-    let shown = path.display();
-    let mut module =
-        tch::CModule::load_data_on_device(&mut &bytes[..], Device::Cpu).map_err(|e| {
-            anyhow::anyhow!(
-                "{shown}: libtorch cannot load this TorchScript file ({})",
-                first_line(&e)
-            )
-        })?;
-    module.f_set_eval().map_err(|e| {
-        anyhow::anyhow!("{shown}: cannot switch the module to evaluation mode ({})", first_line(&e))
-    })?;
-    let params = module.named_parameters().map_err(|e| {
-        anyhow::anyhow!("{shown}: cannot list the module's parameters ({})", first_line(&e))
-    })?;
-    if params.is_empty() {
-        bail!(
-            "{shown}: the TorchScript module has no parameters, so its layers cannot be found \
-             (weights traced as constants, e.g. a function rather than an nn.Module?); \
-             save a scripted or traced nn.Module"
-        );
-    }
-    Ok((module, params))
-}
-
-/// The candidate under which `mlp`'s forward is closest to `reference` on `inputs`, and the
-/// largest difference (NaN when the outputs are not numbers).
-fn closest_activation(
-    mlp: &mut Mlp,
-    inputs: &Tensor,
-    reference: &Tensor,
-    candidates: Vec<Activation>,
-) -> (Activation, f64) {
-    let _guard = tch::no_grad_guard();
-    let mut best: Option<(Activation, f64)> = None;
-    for activation in candidates {
-        mlp.activation = activation;
-        let diff =
-            (mlp.forward(inputs).to_kind(Kind::Double) - reference).abs().max().double_value(&[]);
-        if best.is_none_or(|(_, d)| diff < d) {
-            best = Some((activation, diff));
-        }
-    }
-    best.expect("one candidate at least")
-}
-
-/// The inputs of the forward comparison (and whether they are Gaussian noise). Data of another
-/// width is left to the caller to refuse (it knows which folder it came from); Gaussian inputs
-/// serve meanwhile.
-fn check_inputs(mlp: &Mlp, given: Option<&Tensor>) -> (Tensor, bool) {
-    let dim = mlp.sizes()[0] as i64;
-    match given {
-        Some(x) if x.size()[0] > 0 && x.size().get(1) == Some(&dim) => {
-            let n = x.size()[0].min(CHECK_SAMPLES);
-            (x.narrow(0, 0, n).to_device(Device::Cpu).to_kind(Kind::Float), false)
-        }
-        _ => {
-            let mut rng = crate::seed::rng(0, "forward-check");
-            let values: Vec<f32> =
-                (0..256 * dim).map(|_| StandardNormal.sample(&mut rng)).collect();
-            (Tensor::from_slice(&values).view([256, dim]), true)
-        }
-    }
-}
-
-fn first_line(e: &tch::TchError) -> String {
-    let text = e.to_string();
-    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("unknown error");
-    line.trim_start_matches("Internal torch error: ").to_string()
-}
-
 /// The activations prunelab understands, for messages.
 pub const ACTIVATION_NAMES: &str = "sigmoid, relu, tanh, gelu, silu, leaky_relu";
 
@@ -482,7 +338,7 @@ pub fn parse_activation(name: &str) -> Result<Activation> {
 
 /// Finds the linear layers among named tensors and builds the MLP (f32, CPU; activation left at
 /// the default for the caller to set), BatchNorm1d layers folded in (`eps` gives their eps).
-fn build(
+pub(super) fn build(
     path: &Path,
     tensors: Vec<(String, Tensor)>,
     eps: &dyn Fn(&str) -> f64,
@@ -539,154 +395,6 @@ pub(crate) fn check_finite(path: &Path, name: &str, t: &Tensor) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Orders and checks the linear layers among `tensors` (name, shape).
-pub fn find_layers(path: &Path, tensors: &[(String, Vec<i64>)]) -> Result<Vec<LayerNames>> {
-    let shown = path.display();
-    let not_mlp = "prunelab prunes MLPs (Linear layers with element-wise activations) only";
-    let mut weights: BTreeMap<&str, (&str, &[i64])> = BTreeMap::new();
-    let mut biases: BTreeMap<&str, (&str, &[i64])> = BTreeMap::new();
-    for (name, shape) in tensors {
-        let (prefix, suffix) = name.rsplit_once('.').unwrap_or(("", name.as_str()));
-        match (suffix, shape.len()) {
-            ("weight", 2) if shape.contains(&0) => bail!(
-                "{shown}: tensor `{name}` has shape {shape:?}, a Linear layer with zero {}; \
-                 every layer needs at least one unit and one input",
-                if shape[0] == 0 { "units" } else { "inputs" }
-            ),
-            ("weight", 2) => {
-                weights.insert(prefix, (name, shape));
-            }
-            ("weight", 3..=5) => bail!(
-                "{shown}: tensor `{name}` has shape {shape:?}, a convolution kernel; {not_mlp}"
-            ),
-            ("weight", 1) => bail!(
-                "{shown}: tensor `{name}` has shape {shape:?}, a 1-D weight of a normalisation layer other than BatchNorm1d (no running_mean beside it); {not_mlp}"
-            ),
-            ("weight", _) => bail!(
-                "{shown}: tensor `{name}` has shape {shape:?}, not a Linear weight [out, in]; {not_mlp}"
-            ),
-            ("bias", _) => {
-                biases.insert(prefix, (name, shape));
-            }
-            _ => bail!(
-                "{shown}: tensor `{name}` (shape {shape:?}) is not a Linear layer's weight or bias; {not_mlp}"
-            ),
-        }
-    }
-    for (prefix, (name, shape)) in &biases {
-        let Some((w_name, w_shape)) = weights.get(prefix) else {
-            let expected =
-                if prefix.is_empty() { "weight".to_string() } else { format!("{prefix}.weight") };
-            bail!("{shown}: tensor `{name}` has no matching weight `{expected}` (missing tensor?)");
-        };
-        if **shape != [w_shape[0]] {
-            bail!(
-                "{shown}: tensor `{name}` has shape {shape:?}, but `{w_name}` {w_shape:?} has {} outputs",
-                w_shape[0]
-            );
-        }
-    }
-    if weights.is_empty() {
-        bail!("{shown} holds no Linear weights (2-D tensors named `….weight`); {not_mlp}");
-    }
-    let prefixes: Vec<&str> = weights.keys().copied().collect();
-    let numbers: Vec<Option<Vec<u64>>> = prefixes.iter().map(|p| numbers_in(p)).collect();
-    let mut numbered: Vec<(Vec<u64>, &str)> =
-        numbers.iter().zip(&prefixes).filter_map(|(n, p)| Some((n.clone()?, *p))).collect();
-    numbered.sort();
-    let unique = numbered.windows(2).all(|w| w[0].0 != w[1].0);
-    let order: Vec<&str> = if numbered.len() == prefixes.len() && unique {
-        numbered.into_iter().map(|(_, p)| p).collect()
-    } else {
-        chain_order(&prefixes, &weights).with_context(|| shown.to_string())?
-    };
-    for pair in order.windows(2) {
-        let (a_name, a) = weights[pair[0]];
-        let (b_name, b) = weights[pair[1]];
-        if b[1] != a[0] {
-            bail!(
-                "{shown}: tensor `{b_name}` has shape {b:?}: it takes {} inputs, but the layer before it, `{a_name}` {a:?}, \
-                 has {} outputs (is a layer missing, or is this not an MLP?)",
-                b[1],
-                a[0]
-            );
-        }
-    }
-    Ok(order
-        .into_iter()
-        .map(|prefix| LayerNames {
-            name: prefix.to_string(),
-            weight: weights[prefix].0.to_string(),
-            bias: biases.get(prefix).map(|(n, _)| n.to_string()),
-            batchnorm: None,
-        })
-        .collect())
-}
-
-/// The runs of digits in a name (`layers.10` → [10], `fc2` → [2]), None when there are none.
-pub(crate) fn numbers_in(name: &str) -> Option<Vec<u64>> {
-    let numbers: Vec<u64> = name
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap_or(u64::MAX))
-        .collect();
-    (!numbers.is_empty()).then_some(numbers)
-}
-
-/// The only order in which the layers' shapes chain, for names that do not say it.
-fn chain_order<'a>(
-    prefixes: &[&'a str],
-    weights: &BTreeMap<&str, (&str, &[i64])>,
-) -> Result<Vec<&'a str>> {
-    if prefixes.len() > 12 {
-        bail!("cannot order {} layers whose names carry no numbers; name them fc1, fc2, … or layers.0, layers.1, …", prefixes.len());
-    }
-    let mut found: Vec<Vec<&str>> = Vec::new();
-    let mut path = Vec::new();
-    let mut used = vec![false; prefixes.len()];
-    fn dfs<'a>(
-        prefixes: &[&'a str],
-        weights: &BTreeMap<&str, (&str, &[i64])>,
-        path: &mut Vec<&'a str>,
-        used: &mut [bool],
-        found: &mut Vec<Vec<&'a str>>,
-    ) {
-        if found.len() > 1 {
-            return;
-        }
-        if path.len() == prefixes.len() {
-            found.push(path.clone());
-            return;
-        }
-        for i in 0..prefixes.len() {
-            if used[i] {
-                continue;
-            }
-            if let Some(last) = path.last() {
-                if weights[prefixes[i]].1[1] != weights[last].1[0] {
-                    continue;
-                }
-            }
-            used[i] = true;
-            path.push(prefixes[i]);
-            dfs(prefixes, weights, path, used, found);
-            path.pop();
-            used[i] = false;
-        }
-    }
-    dfs(prefixes, weights, &mut path, &mut used, &mut found);
-    let names = prefixes
-        .iter()
-        .map(|p| format!("`{}` {:?}", weights[p].0, weights[p].1))
-        .collect::<Vec<_>>()
-        .join(", ");
-    match found.len() {
-        1 => Ok(found.pop().expect("one")),
-        0 => bail!("the Linear weights {names} do not chain into an MLP in any order (out of one layer = in of the next)"),
-        _ => bail!("cannot tell the order of the Linear weights {names} from their names or shapes; name them with numbers (fc1, fc2, … or layers.0, layers.1, …)"),
-    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //!   s = weight / sqrt(running_var + eps), W ← diag(s) W, b ← s (b − running_mean) + bias.
 //!
 //! Dropout has no tensors, and is the identity at evaluation: nothing to do.
-use crate::model::load::{numbers_in, BatchNormNames, LayerNames};
+use crate::model::layers::numbers_in;
+use crate::model::load::{BatchNormNames, LayerNames};
 use crate::model::torchscript::read_records;
 use anyhow::{bail, Result};
 use std::collections::{BTreeMap, HashMap};

@@ -32,6 +32,8 @@ pub fn execute(run: &Run, spec: &MlpRun, ctx: &Context) -> Result<Vec<ResultRow>
     std::fs::create_dir_all(&models)
         .with_context(|| format!("cannot create {}", models.display()))?;
     save_mlp(&mlp, &models.join("mlp.safetensors"))?;
+    // The same network as TorchScript, for `prunelab prune` and `torch.jit.load`.
+    crate::files::write_atomic(&models.join("mlp.pt"), &crate::model::torchscript::encode(&mlp)?)?;
     let base = ResultRow { epoch: rows.last().and_then(|r| r.epoch), ..base };
     let params =
         Params { total: mlp.params_total(), nonzero: mlp.params_nonzero(), achieved_fraction: 1.0 };
