@@ -27,10 +27,52 @@ pub fn load(path: &Path) -> Result<Experiment> {
 /// Parses and validates an experiment from YAML text (a leading byte-order mark is ignored).
 pub fn parse(text: &str) -> Result<Experiment> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let experiment: Experiment = serde_yaml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let experiment: Experiment = serde_yaml::from_str(text).map_err(|e| {
+        let message = e.to_string();
+        match message.contains("duplicate field").then(|| duplicate_key(text)).flatten() {
+            Some(better) => anyhow::anyhow!("{better}"),
+            None => anyhow::anyhow!("{message}"),
+        }
+    })?;
     validate(&experiment)?;
     keys::check(text, &experiment)?;
     Ok(experiment)
+}
+
+/// The first key written twice in one block mapping, with both lines (serde_yaml names the line
+/// of the mapping, not of the duplicate): `task.teacher_student.lr: written twice, at lines 10
+/// and 11`.
+fn duplicate_key(text: &str) -> Option<String> {
+    // (indent, key path, keys seen at this level with their lines)
+    let mut levels: Vec<(usize, String, Vec<(String, usize)>)> =
+        vec![(0, String::new(), Vec::new())];
+    for (number, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l)) {
+        let body = line.trim_start();
+        let indent = line.len() - body.len();
+        let Some((key, _)) = body.split_once(':') else { continue };
+        if body.starts_with('#') || body.starts_with('-') || key.contains(char::is_whitespace) {
+            continue;
+        }
+        while levels.len() > 1 && levels.last().is_some_and(|l| l.0 > indent) {
+            levels.pop();
+        }
+        if levels.last().is_some_and(|l| l.0 < indent) {
+            let parent =
+                levels.last().and_then(|l| l.2.last()).map(|(k, _)| k.clone()).unwrap_or_default();
+            let path = match &levels.last().expect("a level").1 {
+                p if p.is_empty() => parent,
+                p => format!("{p}.{parent}"),
+            };
+            levels.push((indent, path, Vec::new()));
+        }
+        let (_, path, seen) = levels.last_mut().expect("a level");
+        if let Some((_, first)) = seen.iter().find(|(k, _)| k == key) {
+            let full = if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
+            return Some(format!("{full}: written twice, at lines {first} and {number}"));
+        }
+        seen.push((key.to_string(), number));
+    }
+    None
 }
 
 /// The experiment as YAML, with every default filled in (written as `config.resolved.yaml`).
@@ -167,6 +209,19 @@ fn check_f64(key: &str, axis: &Axis<f64>, ok: impl Fn(f64) -> bool, what: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_duplicate_key_is_named_with_its_lines() {
+        let text =
+            "name: x\ntask:\n  teacher_student:\n    input_dim: 10\n    lr: 0.5\n    lr: 0.6\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert_eq!(err, "task.teacher_student.lr: written twice, at lines 5 and 6");
+        let top = "name: x\nname: y\n";
+        assert!(parse(top)
+            .unwrap_err()
+            .to_string()
+            .contains("name: written twice, at lines 1 and 2"));
+    }
 
     #[test]
     fn resolved_configs_read_back_for_every_task() {

@@ -347,6 +347,7 @@ fn execute_one(
         dir,
         device: options.device,
         progress: options.progress && progress_bars,
+        label: format!("run {}/{} {}", position + 1, plan.runs.len(), run.id),
     };
     let executed =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task::execute(run, &ctx)));

@@ -68,7 +68,7 @@ fn train(
         epochs: spec.epochs,
         shuffle: spec.shuffle,
     };
-    let bar = progress_bar(ctx.progress, spec.epochs as u64, "epochs", &run.id);
+    let bar = progress_bar(ctx.progress, spec.epochs as u64, "epochs", &ctx.label);
     let mut rows = Vec::new();
     let total_params = mlp.params_total() as u64;
     let reports = minibatch::train(
@@ -134,7 +134,7 @@ fn prune_layer(
     let shape = layer.shape();
     // Parameters the budget counts: the pruned layer's and the next layer's weights.
     let scope_total = (shape.inputs * shape.hidden + shape.hidden * shape.fan_out) as f64;
-    let bar = progress_bar(ctx.progress, prune.sweep.methods.len() as u64, "methods", &run.id);
+    let bar = progress_bar(ctx.progress, prune.sweep.methods.len() as u64, "methods", &ctx.label);
     let rng_for = |method: crate::prune::Method, _: Option<&budget::Budget>| {
         seed::rng(run.seed, &format!("masks/{name}/{}", method.name()))
     };

@@ -26,6 +26,8 @@ pub struct Context<'a> {
     pub device: Device,
     /// Draw progress bars.
     pub progress: bool,
+    /// Names the run in progress bars: `run 3/12 <id>`.
+    pub label: String,
 }
 
 /// Runs `run` and returns its rows.
@@ -127,8 +129,9 @@ pub fn pruned_row(
     }
 }
 
-/// A progress bar for `len` units of work of run `id` (hidden when `enabled` is false).
-pub fn progress_bar(enabled: bool, len: u64, unit: &str, id: &str) -> ProgressBar {
+/// A progress bar for `len` `unit`s of work of the run `label` names (hidden when `enabled` is
+/// false).
+pub fn progress_bar(enabled: bool, len: u64, unit: &str, label: &str) -> ProgressBar {
     if !enabled {
         return ProgressBar::hidden();
     }
@@ -140,6 +143,6 @@ pub fn progress_bar(enabled: bool, len: u64, unit: &str, id: &str) -> ProgressBa
         .expect("valid template")
         .progress_chars("=> "),
     );
-    bar.set_prefix(format!("run {id}"));
+    bar.set_prefix(label.to_string());
     bar
 }

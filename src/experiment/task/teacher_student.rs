@@ -60,7 +60,7 @@ fn train(run: &Run, ts: &TeacherStudentRun, teacher: &TwoLayer, ctx: &Context) -
     );
     let mut stream = TeacherStream::new(teacher, ts.noise_std as f32, seed::rng(run.seed, "train"));
     let engine = engine_for(ts.engine, ctx.device)?;
-    let bar = progress_bar(ctx.progress, ts.train_steps, "steps", &run.id);
+    let bar = progress_bar(ctx.progress, ts.train_steps, "steps", &ctx.label);
     let report =
         online::train(&mut student, &mut stream, ts.train_steps, ts.lr, engine, |done, loss| {
             bar.set_position(done);
@@ -143,7 +143,7 @@ fn prune_student(
     let mut pruner = LayerPruner::new(&layer, &stats, prune.sweep.options, "w")?;
     let budgets = budget::resolve(&prune.sweep.budget, layer.shape())?;
     let base_activations = eval.test.activations(&base);
-    let bar = progress_bar(ctx.progress, prune.sweep.methods.len() as u64, "methods", &run.id);
+    let bar = progress_bar(ctx.progress, prune.sweep.methods.len() as u64, "methods", &ctx.label);
     let rng_for = |method: crate::prune::Method, b: Option<&budget::Budget>| {
         let b = b.expect("one stream per budget");
         seed::rng(run.seed, &format!("masks/{}/{}/{}", method.name(), b.nodes, b.edges))
