@@ -9,5 +9,6 @@ mod plot;
 mod pruning;
 mod sweep;
 mod theory;
+mod theory_ode;
 mod theory_vs_empirical;
 mod training;

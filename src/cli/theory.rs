@@ -13,6 +13,8 @@ use crate::theory::{ge, order_params::OrderParams};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
+mod ode;
+
 /// Closed-form generalisation errors and order parameters.
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,6 +24,12 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum Command {
+    /// The N → ∞ learning dynamics (ODEs of online SGD) of a teacher-student config's run,
+    /// integrated from its seed's initial order parameters: ε(α), Q, R and v as CSV.
+    #[command(
+        after_help = "Examples:\n  prunelab theory ode configs/quickstart.yaml --out ode.csv\n  prunelab theory ode configs/quickstart.yaml --alpha-max 100 --points 50 --linear --seed 2 --out ode.csv"
+    )]
+    Ode(ode::OdeArgs),
     /// Theorem 1 (paper eq. 5–6): ε of DPP node pruning of an idealised specialised student to
     /// kn = 1..M units, without and with DIVNET reweighting.
     #[command(after_help = "Example:\n  prunelab theory theorem1 --m 2 --k 6 --v-star 4")]
@@ -160,6 +168,7 @@ enum Command {
 
 pub fn run(args: Args) -> Result<Status> {
     match args.command {
+        Command::Ode(args) => ode::run(args),
         Command::Theorem1 { m, k, v_star, json } => theorem1(m, k, v_star, json),
         Command::RandomEdge { m, k, n, v_star, c, json } => random_edge(m, k, n, v_star, &c, json),
         Command::Theorem2 { m, k, v_star, kn, json } => theorem2(m, k, v_star, &kn, json),

@@ -3,6 +3,8 @@
 pub mod expected;
 pub mod ge;
 mod linalg;
+pub mod ode;
 pub mod order_params;
 pub mod report;
+pub mod rk45;
 pub mod theorems;
