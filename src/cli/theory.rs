@@ -22,6 +22,34 @@ pub struct Args {
     command: Command,
 }
 
+/// The teacher-student sizes every closed form takes.
+#[derive(clap::Args)]
+struct Committee {
+    /// Teacher hidden units M.
+    #[arg(long, default_value_t = 2)]
+    m: usize,
+    /// Student hidden units K = Z·M.
+    #[arg(long, default_value_t = 6)]
+    k: usize,
+    /// v*, every teacher second-layer weight.
+    #[arg(long, default_value_t = 4.0)]
+    v_star: f64,
+}
+
+/// Edge budgets: matched to kn = 1..K−1 kept units at input dimension N, or given fractions.
+#[derive(clap::Args)]
+struct EdgeBudgets {
+    /// Input dimension N (for the matched budgets kn:ke, c = ke/N).
+    #[arg(long, default_value_t = 500)]
+    n: usize,
+    /// Kept fractions c instead of the matched budgets (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    c: Vec<f64>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(clap::Subcommand)]
 enum Command {
     /// The N → ∞ learning dynamics (ODEs of online SGD) of a teacher-student config's run,
@@ -34,14 +62,8 @@ enum Command {
     /// kn = 1..M units, without and with DIVNET reweighting.
     #[command(after_help = "Example:\n  prunelab theory theorem1 --m 2 --k 6 --v-star 4")]
     Theorem1 {
-        /// Teacher hidden units M.
-        #[arg(long, default_value_t = 2)]
-        m: usize,
-        /// Student hidden units K (a multiple of M).
-        #[arg(long, default_value_t = 6)]
-        k: usize,
-        #[arg(long, default_value_t = 4.0)]
-        v_star: f64,
+        #[command(flatten)]
+        net: Committee,
         #[arg(long)]
         json: bool,
     },
@@ -51,20 +73,10 @@ enum Command {
         after_help = "Examples:\n  prunelab theory random-edge --m 2 --k 6 --n 500\n  prunelab theory random-edge --c 0.1,0.25,0.5"
     )]
     RandomEdge {
-        #[arg(long, default_value_t = 2)]
-        m: usize,
-        #[arg(long, default_value_t = 6)]
-        k: usize,
-        /// Input dimension N (for the matched budgets).
-        #[arg(long, default_value_t = 500)]
-        n: usize,
-        #[arg(long, default_value_t = 4.0)]
-        v_star: f64,
-        /// Kept fractions c instead of the matched budgets (comma-separated).
-        #[arg(long, value_delimiter = ',')]
-        c: Vec<f64>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        net: Committee,
+        #[command(flatten)]
+        edges: EdgeBudgets,
     },
     /// Theorem 2 (paper eq. 7–9): random vs DPP node pruning, without and with DIVNET, and
     /// importance node vs DIVNET, both sides and whether each strict inequality holds.
@@ -72,13 +84,8 @@ enum Command {
         after_help = "For the paper's idealised specialised student (assumption A6 taken literally): K = Z·M units, Z identical copies of each teacher unit (Q = R = T = 1 within a group, 0 across), v_i = v*/Z.\n\nExample:\n  prunelab theory theorem2 --m 2 --k 6 --v-star 4"
     )]
     Theorem2 {
-        #[arg(long, default_value_t = 2)]
-        m: usize,
-        /// Student hidden units K = Z·M.
-        #[arg(long, default_value_t = 6)]
-        k: usize,
-        #[arg(long, default_value_t = 4.0)]
-        v_star: f64,
+        #[command(flatten)]
+        net: Committee,
         /// Kept units (comma-separated, each 1..=M); default 1..=M.
         #[arg(long, value_delimiter = ',')]
         kn: Vec<usize>,
@@ -92,20 +99,10 @@ enum Command {
         after_help = "For the paper's idealised specialised student (assumption A6 taken literally): K = Z·M units, Z identical copies of each teacher unit (Q = R = T = 1 within a group, 0 across), v_i = v*/Z.\n\nExamples:\n  prunelab theory theorem3 --m 2 --k 6 --n 500\n  prunelab theory theorem3 --c 0.1,0.5"
     )]
     Theorem3 {
-        #[arg(long, default_value_t = 2)]
-        m: usize,
-        #[arg(long, default_value_t = 6)]
-        k: usize,
-        /// Input dimension N (for the matched budgets kn:ke, c = ke/N).
-        #[arg(long, default_value_t = 500)]
-        n: usize,
-        #[arg(long, default_value_t = 4.0)]
-        v_star: f64,
-        /// Kept fractions c instead of the matched budgets (comma-separated).
-        #[arg(long, value_delimiter = ',')]
-        c: Vec<f64>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        net: Committee,
+        #[command(flatten)]
+        edges: EdgeBudgets,
     },
     /// Theorem 4 (eq. 11): ε_DPP node(kn) ≥ ε_random edge(c) with kn/K = c, at c = kn/K and at
     /// the rounded matched budget ke/N; and §4.2's claim that with reweighting DPP node wins.
@@ -113,14 +110,10 @@ enum Command {
         after_help = "For the paper's idealised specialised student (assumption A6 taken literally): K = Z·M units, Z identical copies of each teacher unit (Q = R = T = 1 within a group, 0 across), v_i = v*/Z.\n\nExamples:\n  prunelab theory theorem4 --m 2 --k 6\n  prunelab theory theorem4 --m 5 --k 20 --n 500\n  prunelab theory theorem4 --m 5 --k 20 --c 0.05,0.25"
     )]
     Theorem4 {
-        #[arg(long, default_value_t = 2)]
-        m: usize,
-        #[arg(long, default_value_t = 6)]
-        k: usize,
+        #[command(flatten)]
+        net: Committee,
         #[arg(long, default_value_t = 500)]
         n: usize,
-        #[arg(long, default_value_t = 4.0)]
-        v_star: f64,
         /// Kept units (comma-separated, 1..=M); default 1..=M.
         #[arg(long, value_delimiter = ',', conflicts_with = "c")]
         kn: Vec<usize>,
@@ -169,12 +162,16 @@ enum Command {
 pub fn run(args: Args) -> Result<Status> {
     match args.command {
         Command::Ode(args) => ode::run(args),
-        Command::Theorem1 { m, k, v_star, json } => theorem1(m, k, v_star, json),
-        Command::RandomEdge { m, k, n, v_star, c, json } => random_edge(m, k, n, v_star, &c, json),
-        Command::Theorem2 { m, k, v_star, kn, json } => theorem2(m, k, v_star, &kn, json),
-        Command::Theorem3 { m, k, n, v_star, c, json } => theorem3(m, k, n, v_star, &c, json),
-        Command::Theorem4 { m, k, n, v_star, kn, c, json } => {
-            theorem4(m, k, n, v_star, &kn, &c, json)
+        Command::Theorem1 { net, json } => theorem1(net.m, net.k, net.v_star, json),
+        Command::RandomEdge { net, edges: e } => {
+            random_edge(net.m, net.k, e.n, net.v_star, &e.c, e.json)
+        }
+        Command::Theorem2 { net, kn, json } => theorem2(net.m, net.k, net.v_star, &kn, json),
+        Command::Theorem3 { net, edges: e } => {
+            theorem3(net.m, net.k, e.n, net.v_star, &e.c, e.json)
+        }
+        Command::Theorem4 { net, n, kn, c, json } => {
+            theorem4(net.m, net.k, n, net.v_star, &kn, &c, json)
         }
         Command::Expected { folder, nodes, reweight, json } => {
             expected_errors(&folder, &nodes, reweight, json)
