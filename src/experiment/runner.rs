@@ -289,13 +289,21 @@ fn execute_all(
                 .spawn_scoped(scope, move || {
                     // libtorch keeps its intra-op thread count per calling thread.
                     tch::set_num_threads(threads);
+                    let (started, mut finished) = (std::time::Instant::now(), 0usize);
                     while !stop.load(Ordering::Relaxed) && crate::interrupt::received().is_none() {
                         let Some(&(position, run)) =
                             pending.get(next.fetch_add(1, Ordering::SeqCst))
                         else {
                             break;
                         };
-                        let rows = execute_one(run, position, plan, dir, options, jobs == 1);
+                        // One run at a time: each run's bar also says how long the sweep has left.
+                        let left = (jobs == 1 && finished > 0).then(|| {
+                            let per_run = started.elapsed().as_secs_f64() / finished as f64;
+                            per_run * (pending.len() - finished) as f64
+                        });
+                        let rows =
+                            execute_one(run, position, plan, dir, options, (jobs == 1, left));
+                        finished += 1;
                         if sender.send((position, rows)).is_err() {
                             break;
                         }
@@ -336,7 +344,7 @@ fn execute_one(
     plan: &Plan,
     dir: &Path,
     options: &RunOptions,
-    progress_bars: bool,
+    (progress_bars, sweep_left): (bool, Option<f64>),
 ) -> Vec<ResultRow> {
     let span = tracing::info_span!("run", id = %run.id, seed = run.seed, index = position + 1, of = plan.runs.len());
     let _entered = span.enter();
@@ -347,7 +355,16 @@ fn execute_one(
         dir,
         device: options.device,
         progress: options.progress && progress_bars,
-        label: format!("run {}/{} {}", position + 1, plan.runs.len(), run.id),
+        label: match sweep_left {
+            Some(left) => format!(
+                "run {}/{} {} (sweep ≈ {} left)",
+                position + 1,
+                plan.runs.len(),
+                run.id,
+                super::cost::human_seconds(left)
+            ),
+            None => format!("run {}/{} {}", position + 1, plan.runs.len(), run.id),
+        },
     };
     let executed =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task::execute(run, &ctx)));
