@@ -13,9 +13,7 @@ const PRUNE: &str =
 /// sample (then by every other column).
 fn sorted_rows(path: &Path) -> Vec<ResultRow> {
     let mut rows = untimed(read_rows(path).unwrap());
-    rows.sort_by_cached_key(|r| {
-        (r.run_id.clone(), r.method.clone(), r.mask_sample, format!("{r:?}"))
-    });
+    rows.sort_by_cached_key(|r| (r.run_id.clone(), r.method, r.mask_sample, format!("{r:?}")));
     rows
 }
 

@@ -43,9 +43,9 @@ pub fn parse(text: &str) -> Result<Experiment> {
 /// of the mapping, not of the duplicate): `task.teacher_student.lr: written twice, at lines 10
 /// and 11`.
 fn duplicate_key(text: &str) -> Option<String> {
-    // (indent, key path, keys seen at this level with their lines)
-    let mut levels: Vec<(usize, String, Vec<(String, usize)>)> =
-        vec![(0, String::new(), Vec::new())];
+    /// A block mapping: its indent, its key path, and the keys seen in it with their lines.
+    type Level = (usize, String, Vec<(String, usize)>);
+    let mut levels: Vec<Level> = vec![(0, String::new(), Vec::new())];
     for (number, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l)) {
         let body = line.trim_start();
         let indent = line.len() - body.len();

@@ -165,7 +165,7 @@ fn mlp(run: &MlpRun, data: &DatasetInfo) -> Result<Cost> {
         memory += 8.0 * (d * d + 2.0 * h * h) + workers * 3.0 * 8.0 * d * d;
         memory += sweep.masks as f64 * budgets.len() as f64 * h * d * 8.0;
         let calibration = data.n_train as f64 * (d * d + h * h) * 2.0 / 4e9;
-        let dpp_edge = if sweep.methods.iter().any(|m| *m == crate::prune::Method::DppEdge) {
+        let dpp_edge = if sweep.methods.contains(&crate::prune::Method::DppEdge) {
             h * 9.0 * d * d * d / 2e9
         } else {
             0.0
