@@ -262,21 +262,7 @@ fn execute_all(
     let jobs = options.jobs.clamp(1, pending.len().max(1));
     // From the flags, not from the runs left, so that a resumed sweep computes as the first did.
     let threads = options.threads_per_run();
-    // One overall bar when runs go in parallel; a single job shows each run's own bars instead.
-    let overall = if options.progress && jobs > 1 {
-        let bar = ProgressBar::new(pending.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix} [{bar:32}] {pos}/{len} runs  {elapsed_precise}  eta {eta}  {msg}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        bar.set_prefix(format!("{} ({jobs} jobs)", plan.experiment));
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let overall = sweep_bar(options.progress && jobs > 1, pending.len(), &plan.experiment, jobs);
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
@@ -334,6 +320,24 @@ fn execute_all(
         overall.finish_and_clear();
         Ok(())
     })
+}
+
+/// One overall bar when runs go in parallel (hidden otherwise: a single job shows each run's own
+/// bars instead).
+fn sweep_bar(enabled: bool, runs: usize, experiment: &str, jobs: usize) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(runs as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:32}] {pos}/{len} runs  {elapsed_precise}  eta {eta}  {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{experiment} ({jobs} jobs)"));
+    bar
 }
 
 /// Executes one run inside its log span and returns its rows: the task's, or one `failed` row with

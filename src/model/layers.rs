@@ -1,7 +1,7 @@
 //! The linear layers of a state dict: its 2-D `….weight` tensors, ordered by the numbers in their
 //! names (or, when names carry no numbers, by the only order in which their shapes chain), each
 //! with its optional bias; anything else is refused, naming the file and the tensor.
-use super::load::LayerNames;
+use super::loaded::LayerNames;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::Path;

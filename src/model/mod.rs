@@ -2,6 +2,7 @@
 pub mod io;
 mod layers;
 pub mod load;
+mod loaded;
 pub mod mlp;
 pub mod pickle;
 mod script_in;

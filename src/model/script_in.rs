@@ -2,12 +2,13 @@
 //! libtorch's `CModule`, the layers found and chained as for a state dict, and the module's own
 //! forward run beside prunelab's under each activation until one agrees (that comparison is the
 //! proof that the module is that MLP).
-use super::load::{
-    build, ActivationSource, ForwardCheck, LoadOptions, LoadedModel, ModelFormat, ACTIVATION_NAMES,
+use super::loaded::{
+    ActivationSource, ForwardCheck, LoadOptions, LoadedModel, ModelFormat, ACTIVATION_NAMES,
     CHECK_SAMPLES, FORWARD_TOLERANCE,
 };
 use super::mlp::{Activation, Mlp};
 use super::state_dict::add_batchnorm_buffers;
+use super::state_dict::build;
 use anyhow::{bail, Result};
 use rand_distr::{Distribution, StandardNormal};
 use std::collections::HashMap;

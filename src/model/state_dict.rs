@@ -6,13 +6,15 @@
 //!   s = weight / sqrt(running_var + eps), W ← diag(s) W, b ← s (b − running_mean) + bias.
 //!
 //! Dropout has no tensors, and is the identity at evaluation: nothing to do.
+use crate::model::layers::find_layers;
 use crate::model::layers::numbers_in;
-use crate::model::load::{BatchNormNames, LayerNames};
+use crate::model::loaded::{check_finite, BatchNormNames, LayerNames};
+use crate::model::mlp::{Activation, Mlp};
 use crate::model::torchscript::read_records;
 use anyhow::{bail, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// Tensors with their names in the file.
 pub type NamedTensors = Vec<(String, Tensor)>;
@@ -93,7 +95,7 @@ pub fn prepare(
         }
         let float = |field: &str, t: Tensor| -> Result<Tensor> {
             let t = t.detach().to_device(tch::Device::Cpu).to_kind(Kind::Float).contiguous();
-            super::load::check_finite(path, &format!("{prefix}{field}"), &t)?;
+            check_finite(path, &format!("{prefix}{field}"), &t)?;
             Ok(t)
         };
         let var = float("running_var", var)?;
@@ -291,4 +293,48 @@ pub fn add_batchnorm_buffers(
         .map(|(_, text)| String::from_utf8_lossy(&text).into_owned())
         .collect();
     Ok(torchscript_eps(path, &code)?.unwrap_or(BATCHNORM_EPS))
+}
+
+/// Finds the linear layers among named tensors and builds the MLP (f32, CPU; activation left at
+/// the default for the caller to set), BatchNorm1d layers folded in (`eps` gives their eps).
+pub(super) fn build(
+    path: &Path,
+    tensors: Vec<(String, Tensor)>,
+    eps: &dyn Fn(&str) -> f64,
+) -> Result<(Mlp, Vec<LayerNames>)> {
+    let (tensors, batchnorms) = prepare(path, tensors, eps)?;
+    let shapes: Vec<(String, Vec<i64>)> =
+        tensors.iter().map(|(n, t)| (n.clone(), t.size())).collect();
+    let mut layers = find_layers(path, &shapes)?;
+    let mut folds = attach_batchnorms(path, &mut layers, batchnorms, &shapes)?;
+    let by_name: HashMap<String, Tensor> = tensors.into_iter().collect();
+    let take = |name: &str| -> Result<Tensor> {
+        let t = &by_name[name];
+        if !t.is_floating_point() {
+            bail!(
+                "{}: tensor `{name}` is {:?}; prunelab reads floating-point weights",
+                path.display(),
+                t.kind()
+            );
+        }
+        let t = t.detach().to_device(Device::Cpu).to_kind(Kind::Float).contiguous().copy();
+        check_finite(path, name, &t)?;
+        Ok(t)
+    };
+    let mut weights = Vec::new();
+    let mut biases = Vec::new();
+    for layer in &layers {
+        let w = take(&layer.weight)?;
+        let b = match &layer.bias {
+            Some(name) => take(name)?,
+            None => Tensor::zeros([w.size()[0]], (Kind::Float, Device::Cpu)),
+        };
+        let (w, b) = match folds.remove(0) {
+            Some(bn) => bn.fold(&w, &b),
+            None => (w, b),
+        };
+        weights.push(w);
+        biases.push(b);
+    }
+    Ok((Mlp { weights, biases, activation: Activation::default() }, layers))
 }

@@ -1,6 +1,6 @@
 //! The legend (one entry per series, reference line and theory curve, right of the plot area)
 //! and the marker shapes.
-use super::svg::{text_at, text_width, Fonts, Ink};
+use super::style::{text_at, text_width, Fonts, Ink};
 use super::Figure;
 use std::fmt::Write;
 

@@ -40,13 +40,15 @@ mod legend;
 pub mod pdf;
 pub mod png;
 pub mod query;
+mod style;
 pub mod svg;
 pub mod table;
 pub mod theory;
 
+pub use query::ClosedForm;
 pub use query::Query;
 pub use table::Table;
-pub use theory::{ClosedForm, Curve};
+pub use theory::Curve;
 
 use aggregate::Key;
 use anyhow::{bail, Result};

@@ -10,9 +10,26 @@
 //! column is in [`Query::average_over`]. Filtering a column to one value, or splitting series by
 //! it, removes the difference.
 use super::table::{Row, Table};
-use super::theory::ClosedForm;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
+
+/// A closed form that can be drawn over the data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClosedForm {
+    /// Theorem 1: DPP node pruning of an idealised specialised student to kn ≤ M units, eq. 5
+    /// (not reweighted) and eq. 6 (DIVNET reweighting).
+    Theorem1,
+}
+
+impl std::str::FromStr for ClosedForm {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "theorem1" => Ok(ClosedForm::Theorem1),
+            _ => Err(format!("unknown closed form `{text}` (known: theorem1)")),
+        }
+    }
+}
 
 /// What to plot from the CSV files.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,28 +1,10 @@
 //! Theory drawn beside the data: closed forms as lines (`--closed-form theorem1`: paper eq. 5 and
 //! 6, from [`crate::theory::ge`]). The per-row `ge_theory` overlay (`--theory`) is aggregated with
 //! the points ([`super::Point::theory`]).
-use super::query::{Obs, Query};
+use super::query::{ClosedForm, Obs, Query};
 use super::table::Table;
 use crate::theory::ge::{theorem1_dpp_node, theorem1_dpp_node_reweighted};
 use anyhow::{bail, ensure, Result};
-
-/// A closed form that can be drawn over the data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClosedForm {
-    /// Theorem 1: DPP node pruning of an idealised specialised student to kn ≤ M units, eq. 5
-    /// (not reweighted) and eq. 6 (DIVNET reweighting).
-    Theorem1,
-}
-
-impl std::str::FromStr for ClosedForm {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
-        match text {
-            "theorem1" => Ok(ClosedForm::Theorem1),
-            _ => Err(format!("unknown closed form `{text}` (known: theorem1)")),
-        }
-    }
-}
 
 /// A theory line: drawn dark grey with dash pattern number `dash`, listed in the legend.
 #[derive(Clone, Debug, PartialEq)]

@@ -3,6 +3,7 @@
 //! experiments, with statistics from calibration data, and written back for PyTorch.
 mod outputs;
 mod prune;
+mod request;
 
 use crate::data::images::{self, Dataset, Normalize};
 use crate::model::load::{
@@ -11,7 +12,8 @@ use crate::model::load::{
 use crate::model::mlp::{Activation, Mlp};
 use anyhow::{bail, Result};
 pub use outputs::{check_outputs, layer_masks, state_dict, LayerMask, OutFormat, Written};
-pub use prune::{prune, PruneOutcome, PruneRequest};
+pub use prune::{prune, PruneOutcome};
+pub use request::PruneRequest;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! `torch.nn.utils.prune.custom_from_mask` loads with `load_state_dict`. Masks are the pruning
 //! decision in the input model's shapes: for node methods the pruned layer's rows and bias entries
 //! of the removed units and the next layer's columns; for edge methods the removed weights.
-use super::prune::{tolerance, PruneRequest};
+use super::request::{tolerance, PruneRequest};
 use crate::model::io::{bias_name, encode_state_dict, encode_tensors};
 use crate::model::load::LoadedModel;
 use crate::model::mlp::Mlp;

@@ -4,49 +4,21 @@
 //! compact and check → encode every output and check the TorchScript ones by loading them back →
 //! write all outputs at once.
 use super::outputs::{check_outputs, encode_outputs, layer_masks, OutFormat, Written};
-use super::{check_fits, layer_counts, load_data, load_model, LayerCounts, ModelOptions};
+use super::request::{tolerance, PruneRequest};
+use super::{check_fits, layer_counts, load_data, load_model, LayerCounts};
 use crate::data::images::Dataset;
 use crate::files;
-use crate::model::load::{self, ForwardCheck, LoadedModel};
+use crate::model::load::{ForwardCheck, LoadedModel};
 use crate::model::mlp::Mlp;
 use crate::prune::budget::{self, BudgetSpec};
-use crate::prune::dpp::kernel::{InputMoments, KernelKind};
+use crate::prune::dpp::kernel::InputMoments;
 use crate::prune::layer::{compact, Layer, LayerPruner, Options};
 use crate::prune::stats::LayerStats;
-use crate::prune::{Mask, Method};
+use crate::prune::Mask;
 use crate::seed;
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 use tch::{Device, Kind, Tensor};
-
-/// One `prunelab prune` call.
-#[derive(Clone, Debug)]
-pub struct PruneRequest {
-    pub model: PathBuf,
-    pub method: Method,
-    /// Kept fraction of the layer's incoming weights, in (0, 1].
-    pub keep: f64,
-    /// The layer's name in the file, or `wN`; None: the first.
-    pub layer: Option<String>,
-    pub reweight: bool,
-    /// Dataset whose training split calibrates DPP kernels and reweighting.
-    pub calib: Option<PathBuf>,
-    pub calib_samples: Option<usize>,
-    /// Dataset whose test split gives the test error before and after.
-    pub data: Option<PathBuf>,
-    pub compact: bool,
-    pub outputs: Vec<PathBuf>,
-    /// `--masks`: the masks alone, as `<weight>_mask`/`<bias>_mask` tensors.
-    pub masks: Option<PathBuf>,
-    /// `--torch-prune-layout`: a state dict in torch.nn.utils.prune's layout.
-    pub torch_prune: Option<PathBuf>,
-    pub seed: u64,
-    pub node_kernel: KernelKind,
-    pub edge_kernel: KernelKind,
-    /// DIVNET regresses act(XWᵀ) (the reference's) instead of act(XWᵀ + b).
-    pub bias_free_divnet: bool,
-    pub options: ModelOptions,
-}
 
 /// What `prune` did.
 pub struct PruneOutcome {
@@ -239,12 +211,6 @@ fn probe_inputs(inputs: &Inputs) -> Tensor {
             Tensor::randn([256, inputs.model.mlp.sizes()[0] as i64], (Kind::Float, Device::Cpu))
         }
     }
-}
-
-/// The largest output difference accepted as equal, relative to the outputs' size.
-pub(super) fn tolerance(net: &Mlp, probe: &Tensor) -> f64 {
-    let _guard = tch::no_grad_guard();
-    load::FORWARD_TOLERANCE * net.forward(probe).abs().max().double_value(&[]).max(1.0)
 }
 
 /// Max |Δ| between two networks' outputs on `x`.
