@@ -80,18 +80,7 @@ pub fn load_two_layer(path: &Path) -> Result<TwoLayer> {
 
 /// Refuses values that hold NaN or infinities, saying how many.
 fn check_finite(path: &Path, name: &str, values: &[f32]) -> Result<()> {
-    let not_finite = values.iter().filter(|x| !x.is_finite()).count();
-    if not_finite > 0 {
-        let nan = values.iter().filter(|x| x.is_nan()).count();
-        bail!(
-            "{}: tensor `{name}` holds {nan} NaN and {} infinite values among its {} entries; \
-             prunelab computes nothing from weights that are not finite numbers",
-            path.display(),
-            not_finite - nan,
-            values.len()
-        );
-    }
-    Ok(())
+    super::loaded::check_finite(path, name, &tch::Tensor::from_slice(values))
 }
 
 /// Parses the safetensors file `path` (its `bytes`) and its header metadata; an error says what is

@@ -271,6 +271,7 @@ impl Plot {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::plot::Curve;
     use crate::plot::{Point, Reference};
     use resvg::usvg::roxmltree;
 
