@@ -201,10 +201,6 @@ impl<'a> LayerPruner<'a> {
         Ok(Self { layer, stats, options, node_dpp: None, edge_dpps, name: name.to_string() })
     }
 
-    pub fn layer(&self) -> &Layer {
-        self.layer
-    }
-
     /// `count` masks of `method` for each budget (`masks[budget][sample]`), drawn from `rng` in
     /// the order budget → sample → unit (DPP edge masks on dense kernels aside: see
     /// [`Self::dpp_edge_masks`]).

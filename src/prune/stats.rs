@@ -21,8 +21,6 @@ pub struct LayerStats {
     pub pre_activations: Option<Tensor>,
     /// The activations' second moments [H, H].
     pub activations: Tensor,
-    /// Calibration samples behind the moments (0 for exact moments).
-    pub samples: usize,
 }
 
 impl LayerStats {
@@ -32,12 +30,7 @@ impl LayerStats {
         let n = w.size()[1];
         let q = w.matmul(&w.tr()) / n as f64;
         let activations = erf_activation_moments(&q);
-        Self {
-            inputs: InputMoments::Identity(n as usize),
-            pre_activations: Some(q),
-            activations,
-            samples: 0,
-        }
+        Self { inputs: InputMoments::Identity(n as usize), pre_activations: Some(q), activations }
     }
 
     /// Gram matrices of linear layer `layer` (0-based) of `mlp` over the network inputs `x`.
@@ -77,12 +70,7 @@ impl LayerStats {
             }
         }
         let pre_activations = with_pre_activations.then_some(pre_gram);
-        Ok(Self {
-            inputs: InputMoments::Gram(inputs),
-            pre_activations,
-            activations,
-            samples: n as usize,
-        })
+        Ok(Self { inputs: InputMoments::Gram(inputs), pre_activations, activations })
     }
 
     /// Refuses moments whose sizes do not fit `shape`.

@@ -185,7 +185,6 @@ fn select_and_prune(request: &PruneRequest, inputs: &Inputs) -> Result<(Mask, Ml
             inputs: InputMoments::Identity(shape.inputs),
             pre_activations: None,
             activations: Tensor::zeros([shape.hidden as i64; 2], (Kind::Double, Device::Cpu)),
-            samples: 0,
         },
     };
     let options = Options {
