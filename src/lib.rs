@@ -22,5 +22,6 @@ pub mod model;
 pub mod plot;
 pub mod prune;
 pub mod seed;
+mod simd;
 pub mod theory;
 pub mod train;

@@ -1,4 +1,6 @@
 //! `prunelab bench`: speed figures for the README, measured on this machine.
+mod scalar;
+
 use super::Status;
 use crate::data::teacher::TeacherStream;
 use crate::model::two_layer::TwoLayer;
@@ -30,6 +32,20 @@ enum What {
         #[arg(long)]
         tensor: bool,
     },
+    /// The quickstart's maths (training, then the test error) as the obvious scalar loop: one
+    /// rand_distr normal per input, plain dot products and updates. The baseline the engines are
+    /// measured against (`scripts/bench-engine.sh` runs it beside `prunelab run
+    /// configs/quickstart.yaml`).
+    Scalar {
+        #[arg(long, default_value_t = 800_000)]
+        steps: u64,
+        #[arg(long, default_value_t = 80_000)]
+        test_samples: usize,
+        /// Dot products with eight running sums instead of one (the stronger baseline: the CPU
+        /// overlaps the sums instead of waiting for each addition).
+        #[arg(long)]
+        unrolled_dot: bool,
+    },
     /// One training epoch of the paper's 784-500-500-10 sigmoid MLP at batch 100 (SGD, momentum 0.9).
     Mlp {
         /// A dataset folder (default: Debian's Fashion-MNIST, else 60,000 random inputs).
@@ -56,6 +72,16 @@ enum What {
 pub fn run(args: Args) -> Result<Status> {
     match args.what {
         What::Sgd { steps, tensor } => bench_sgd(steps, tensor),
+        What::Scalar { steps, test_samples, unrolled_dot } => {
+            let start = Instant::now();
+            let eps = scalar::quickstart(steps, test_samples, unrolled_dot);
+            let dot = if unrolled_dot { "eight running sums" } else { "one running sum" };
+            println!(
+                "plain scalar loop (dot products with {dot}), quickstart maths: {steps} steps + {test_samples} test samples in {:.3} s (ε̂ = {eps:.4})",
+                start.elapsed().as_secs_f64()
+            );
+            Ok(Status::Ok)
+        }
         What::Mlp { data, threads, epochs } => bench_mlp(data, threads, epochs),
         What::Dpp { n, k, samples } => bench_dpp(n, k, samples),
     }

@@ -3,4 +3,5 @@ pub mod cifar;
 pub mod dataset_dir;
 pub mod idx;
 pub mod images;
+pub mod normal;
 pub mod teacher;

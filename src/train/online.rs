@@ -34,27 +34,52 @@ pub struct TrainReport {
     pub recent_loss: f64,
 }
 
-/// One online SGD step on `net` with the fused CPU engine. `lam` is scratch space of length K.
-/// Returns Δ = ŷ − y computed before the update.
-#[inline]
-pub fn fused_step(net: &mut TwoLayer, x: &[f32], y: f32, lr: f32, lam: &mut [f32]) -> f32 {
-    let n = net.input_dim;
+/// One online SGD step on `net` with the fused CPU engine. `scratch` is space for 2K values
+/// (λ_k, then g(λ_k)). Returns Δ = ŷ − y computed before the update.
+#[inline(always)]
+pub fn fused_step(net: &mut TwoLayer, x: &[f32], y: f32, lr: f32, scratch: &mut [f32]) -> f32 {
+    let (n, hidden) = (net.input_dim, net.hidden);
+    let (lam, gs) = scratch[..2 * hidden].split_at_mut(hidden);
     let inv_sqrt_n = 1.0 / (n as f32).sqrt();
     let mut y_hat = 0.0;
-    for (k, l) in lam.iter_mut().enumerate() {
-        *l = dot(&net.w[k * n..(k + 1) * n], x) * inv_sqrt_n;
-        y_hat += net.v[k] * g(*l);
+    for k in 0..hidden {
+        lam[k] = dot(&net.w[k * n..(k + 1) * n], x) * inv_sqrt_n;
+        gs[k] = g(lam[k]);
+        y_hat += net.v[k] * gs[k];
     }
     let delta = y_hat - y;
-    for (k, &l) in lam.iter().enumerate() {
-        let coef = lr * inv_sqrt_n * delta * net.v[k] * g_prime(l);
+    for k in 0..hidden {
+        let coef = lr * inv_sqrt_n * delta * net.v[k] * g_prime(lam[k]);
         for (w, xi) in net.w[k * n..(k + 1) * n].iter_mut().zip(x) {
             *w -= coef * xi;
         }
-        net.v[k] -= lr / n as f32 * delta * g(l);
+        net.v[k] -= lr / n as f32 * delta * gs[k];
     }
     delta
 }
+
+/// The fused engine over a chunk of samples (`xs` row by row); returns Σ ½Δ².
+#[inline(always)]
+fn fused_chunk_body(
+    net: &mut TwoLayer,
+    xs: &[f32],
+    ys: &[f32],
+    lr: f32,
+    scratch: &mut [f32],
+) -> f64 {
+    let mut sum = 0.0f64;
+    for (x, &y) in xs.chunks_exact(net.input_dim).zip(ys) {
+        let delta = fused_step(net, x, y, lr, scratch);
+        sum += 0.5 * (delta as f64) * (delta as f64);
+    }
+    sum
+}
+
+crate::simd::widest!(
+    /// [`fused_chunk_body`] with the widest instruction set this CPU has.
+    fn fused_chunk(net: &mut TwoLayer, xs: &[f32], ys: &[f32], lr: f32, scratch: &mut [f32]) -> f64
+        => fused_chunk_body
+);
 
 /// The student as tensors on a device, for the tensor engine.
 pub struct TensorStudent {
@@ -108,7 +133,7 @@ pub fn train(
     let n = student.input_dim;
     let mut xs = vec![0.0f32; CHUNK * n];
     let mut ys = vec![0.0f32; CHUNK];
-    let mut lam = vec![0.0f32; student.hidden];
+    let mut scratch = vec![0.0f32; 2 * student.hidden];
     let mut tensor_student = match engine {
         Engine::Tensor(device) => Some((TensorStudent::new(student, device), device)),
         Engine::Fused => None,
@@ -120,11 +145,8 @@ pub fn train(
         stream.fill(&mut xs[..size * n], &mut ys[..size]);
         match &mut tensor_student {
             None => {
-                let mut sum = 0.0f64;
-                for (x, &y) in xs.chunks_exact(n).zip(&ys).take(size) {
-                    let delta = fused_step(student, x, y, lr as f32, &mut lam);
-                    sum += 0.5 * (delta as f64) * (delta as f64);
-                }
+                let sum =
+                    fused_chunk(student, &xs[..size * n], &ys[..size], lr as f32, &mut scratch);
                 recent_loss = sum / size as f64;
             }
             Some((ts, device)) => {
@@ -157,4 +179,24 @@ pub fn train(
         on_chunk(done, recent_loss);
     }
     Ok(TrainReport { steps: done, seconds: start.elapsed().as_secs_f64(), recent_loss })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seed;
+
+    #[test]
+    fn every_instruction_set_gives_the_same_weights() {
+        let teacher = TwoLayer::gaussian(100, 2, Some(4.0), &mut seed::rng(2, "teacher"));
+        let start = TwoLayer::gaussian(100, 3, None, &mut seed::rng(2, "student"));
+        let (xs, ys) = TeacherStream::new(&teacher, 0.1, seed::rng(2, "train")).take(500);
+        let mut scratch = vec![0.0; 6];
+        let (mut widest, mut portable) = (start.clone(), start.clone());
+        let a = fused_chunk(&mut widest, &xs, &ys, 0.5, &mut scratch);
+        let b = fused_chunk_body(&mut portable, &xs, &ys, 0.5, &mut scratch);
+        assert_ne!(widest, start);
+        assert_eq!(a.to_bits(), b.to_bits());
+        assert_eq!(widest, portable);
+    }
 }
