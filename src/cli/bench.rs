@@ -1,4 +1,5 @@
 //! `prunelab bench`: speed figures for the README, measured on this machine.
+mod dpp_edge;
 mod scalar;
 
 use super::Status;
@@ -14,7 +15,7 @@ use tch::{Device, Kind, Tensor};
 /// Measure speed (online SGD in the paper setting, an MLP epoch, k-DPP sampling).
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  prunelab bench sgd\n  prunelab bench sgd --steps 100000 --tensor\n  prunelab bench mlp --threads 2\n  prunelab bench dpp --n 1000 --k 300"
+    after_help = "Examples:\n  prunelab bench sgd\n  prunelab bench sgd --steps 100000 --tensor\n  prunelab bench mlp --threads 2\n  prunelab bench dpp --n 1000 --k 300\n  prunelab bench dpp-edge --units 4"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -57,6 +58,20 @@ enum What {
         #[arg(long, default_value_t = 2)]
         epochs: usize,
     },
+    /// DPP edge pruning of a CIFAR-sized layer (fig3-cifar.yaml's RBF kernel, nine budgets, three
+    /// masks): a few units through the real pruner, extrapolated to the whole layer.
+    DppEdge {
+        #[arg(long, default_value_t = 3072)]
+        inputs: usize,
+        /// Units timed.
+        #[arg(long, default_value_t = 4)]
+        units: usize,
+        /// Units of the layer the time is extrapolated to.
+        #[arg(long, default_value_t = 1000)]
+        layer_units: usize,
+        #[arg(long, default_value_t = 3)]
+        masks: usize,
+    },
     /// k-DPP sampling: one eigendecomposition of a random n×n RBF kernel, then timed samples.
     Dpp {
         #[arg(long, default_value_t = 1000)]
@@ -83,6 +98,14 @@ pub fn run(args: Args) -> Result<Status> {
             Ok(Status::Ok)
         }
         What::Mlp { data, threads, epochs } => bench_mlp(data, threads, epochs),
+        What::DppEdge { inputs, units, layer_units, masks } => {
+            anyhow::ensure!(
+                inputs >= 10 && units >= 1 && layer_units >= units && masks >= 1,
+                "need at least 10 inputs, one unit (no more than --layer-units) and one mask"
+            );
+            dpp_edge::run(&dpp_edge::Setting { inputs, units, layer_units, masks })?;
+            Ok(Status::Ok)
+        }
         What::Dpp { n, k, samples } => bench_dpp(n, k, samples),
     }
 }

@@ -307,7 +307,12 @@ impl<'a> LayerPruner<'a> {
         let hidden = self.layer.hidden();
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, hidden);
         let units: Vec<usize> = (0..hidden).collect();
-        let per_unit: Vec<UnitMasks> = std::thread::scope(|scope| {
+        // One libtorch thread per worker while they run, so the cores are not oversubscribed.
+        let threads = tch::get_num_threads();
+        if workers > 1 {
+            tch::set_num_threads(1);
+        }
+        let per_unit = std::thread::scope(|scope| {
             let handles: Vec<_> = units
                 .chunks(hidden.div_ceil(workers))
                 .map(|chunk| {
@@ -323,10 +328,9 @@ impl<'a> LayerPruner<'a> {
                 .into_iter()
                 .map(|h| h.join().expect("a DPP edge worker panicked"))
                 .collect::<Result<Vec<_>>>()
-        })?
-        .into_iter()
-        .flatten()
-        .collect();
+        });
+        tch::set_num_threads(threads);
+        let per_unit: Vec<UnitMasks> = per_unit?.into_iter().flatten().collect();
         // per_unit[h][budget][sample] → masks[budget][sample] with one row per unit.
         Ok((0..budgets.len())
             .map(|b| {

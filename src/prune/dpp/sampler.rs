@@ -122,9 +122,13 @@ impl KDpp {
         let tol = rank_tolerance(lmax, n);
         let kept: Vec<usize> = (0..n).filter(|&j| eigvals[j] > tol).collect();
         let lambda = kept.iter().map(|&j| eigvals[j] / lmax).collect();
-        let mut vecs = vec![0.0; kept.len() * n];
+        // All n eigenvectors, the kept ones first: the others span the complement that
+        // `sample` projects on when k > n/2.
+        let order: Vec<usize> =
+            kept.iter().copied().chain((0..n).filter(|&j| eigvals[j] <= tol)).collect();
+        let mut vecs = vec![0.0; n * n];
         for (i, urow) in eigvecs.chunks_exact(n).enumerate() {
-            for (a, &j) in kept.iter().enumerate() {
+            for (a, &j) in order.iter().enumerate() {
                 vecs[a * n + i] = urow[j];
             }
         }
@@ -183,11 +187,24 @@ impl KDpp {
             return Ok(chosen);
         }
         let n = self.n;
-        let rows: Vec<&[f64]> =
-            table.select(&self.lambda, rng).into_iter().map(|a| &self.vecs[a * n..][..n]).collect();
-        let mut items = sample_projection(&rows, n, rng);
-        items.sort_unstable();
-        Ok(items)
+        let chosen = table.select(&self.lambda, rng);
+        let row = |a: usize| &self.vecs[a * n..][..n];
+        if 2 * k <= n {
+            let mut items =
+                sample_projection(&chosen.into_iter().map(row).collect::<Vec<_>>(), n, rng);
+            items.sort_unstable();
+            return Ok(items);
+        }
+        // The complement of a sample of the projection DPP V Vᵀ is a sample of the projection
+        // DPP I − V Vᵀ, spanned by the other n − k eigenvectors: draw those n − k items instead.
+        let mut in_v = vec![false; n];
+        chosen.iter().for_each(|&a| in_v[a] = true);
+        let others: Vec<&[f64]> = (0..n).filter(|&a| !in_v[a]).map(row).collect();
+        let mut left_out = vec![false; n];
+        if !others.is_empty() {
+            sample_projection(&others, n, rng).into_iter().for_each(|i| left_out[i] = true);
+        }
+        Ok((0..n).filter(|&i| !left_out[i]).collect())
     }
 
     /// The eigenvalue-phase table for `k`, from the cache or freshly built (and then cached).
@@ -521,6 +538,20 @@ mod tests {
         // all three count as zero and the rank is 5.
         let lambda = [0.7, 0.0, 2.5, -3e-17, 1.3, 1e-18, 0.4, 1.9];
         exactness(8, 3, &lambda, 50_000, 5, CHI2_999_DOF55, 2);
+    }
+
+    #[test]
+    fn exact_distribution_by_the_complement_when_k_exceeds_half() {
+        // k > n/2 draws the n − k left-out items from the complementary projection.
+        let lambda = [4.0, 0.25, 2.0, 1.0, 0.5, 3.0];
+        let (_, against_uniform) = exactness(6, 4, &lambda, 40_000, 6, CHI2_999_DOF14, 4);
+        assert!(against_uniform > 10.0 * CHI2_999_DOF14, "{against_uniform}");
+        // Rank 5 of 6: the complement includes the null eigenvector.
+        let lambda = [0.7, 0.0, 2.5, 1.3, 0.4, 1.9];
+        exactness(6, 4, &lambda, 40_000, 5, CHI2_999_DOF14, 5);
+        // k = n: the whole set.
+        let dpp = KDpp::new(3, vec![1.0, 2.0, 3.0], random_orthogonal(3, &mut rng(6))).unwrap();
+        assert_eq!(dpp.sample(3, &mut rng(6)).unwrap(), [0, 1, 2]);
     }
 
     #[test]
