@@ -4,7 +4,7 @@ use crate::plot::{self, Canvas, ClosedForm, Query, Table};
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 
-/// Draw a figure from results.csv files.
+/// Draw a figure from results.csv or trajectory files.
 ///
 /// Each point is the mean over runs (seeds) of the per-run mean over mask samples, with the
 /// standard deviation over runs as error bar (over mask samples when there is a single run); a
@@ -23,9 +23,11 @@ use std::path::PathBuf;
   prunelab plot runs/fig2a/results.csv --by method,reweight --color-by reweight --style-by method --jitter --out fig2a.png
   prunelab plot runs/theorem1/results.csv --x keep_nodes --by reweight --theory --closed-form theorem1 --out theorem1.pdf
   prunelab plot runs/mnist/results.csv --where method=training --by hidden --out training.png
+  prunelab plot runs/dyn/trajectories/*.csv ode.csv --where method=none --by source --log-x --log-y --out eps.svg
+  prunelab plot runs/dyn/trajectories/*.csv ode.csv --where method=dpp_node,random_edge --by method,source,keep_nodes --log-x --out pruned.svg
   prunelab plot runs/mnist/results.csv --x achieved_fraction --y test_error --title MNIST --width 500 --height 320 --font-size 10 --dpi 300 --out mnist.png")]
 pub struct Args {
-    /// results.csv files; their rows are pooled.
+    /// results.csv (or trajectory) files; their rows are pooled.
     #[arg(required = true, value_name = "CSV")]
     csv: Vec<PathBuf>,
     /// Column on the x axis [default: keep_fraction; epoch for training rows].
@@ -83,6 +85,9 @@ pub struct Args {
     /// Logarithmic y axis.
     #[arg(long)]
     log_y: bool,
+    /// Logarithmic x axis (e.g. α of trajectory files).
+    #[arg(long)]
+    log_x: bool,
     /// Width of the figure: pixels of the SVG (at 96 dpi), points of the PDF.
     #[arg(long, default_value_t = 720.0, value_name = "UNITS", value_parser = positive)]
     width: f64,
@@ -123,6 +128,7 @@ pub fn run(args: Args) -> Result<Status> {
         fig.y_label.clone_from(label);
     }
     fig.log_y = args.log_y;
+    fig.log_x = args.log_x;
     if fig.dropped > 0 {
         eprintln!(
             "note: left out {} rows whose {} or {} is not a finite number",
@@ -144,13 +150,28 @@ fn query(args: &Args, table: &Table) -> Query {
         .filters
         .iter()
         .any(|(c, v)| c == "method" && v.split(',').all(|m| m.trim() == plot::query::TRAINING));
-    let x =
-        args.x.clone().unwrap_or_else(|| if training { "epoch" } else { "keep_fraction" }.into());
+    let trajectory = table.has("alpha") && table.has("eps");
+    let x = args.x.clone().unwrap_or_else(|| {
+        if training {
+            "epoch"
+        } else if trajectory {
+            "alpha"
+        } else {
+            "keep_fraction"
+        }
+        .into()
+    });
     let has_ge = table.rows.iter().any(|r| !r.get("ge_empirical").is_empty());
-    let y = args
-        .y
-        .clone()
-        .unwrap_or_else(|| if has_ge && !training { "ge_empirical" } else { "test_error" }.into());
+    let y = args.y.clone().unwrap_or_else(|| {
+        if has_ge && !training {
+            "ge_empirical"
+        } else if trajectory {
+            "eps"
+        } else {
+            "test_error"
+        }
+        .into()
+    });
     let fraction = matches!(x.as_str(), "keep_fraction" | "achieved_fraction");
     let percent = args.percent || (fraction && !args.no_percent);
     let by = args

@@ -139,8 +139,34 @@ fn validate_teacher_student(ts: &TeacherStudent) -> Result<()> {
     let non_negative = |v: f64| v.is_finite() && v >= 0.0;
     check_f64(&key("noise_std"), &ts.noise_std, non_negative, "a finite number ≥ 0")?;
     check_f64(&key("lr"), &ts.lr, |v| v.is_finite() && v > 0.0, "a finite number > 0")?;
+    match &ts.trajectory {
+        None => {}
+        Some(TrajectorySpec { points: Some(p), alpha: None })
+            if !(1..=MAX_TRAJECTORY_POINTS).contains(p) =>
+        {
+            bail!(
+                "{}: {p} is not allowed; it must be 1 to {MAX_TRAJECTORY_POINTS}",
+                key("trajectory.points")
+            );
+        }
+        Some(TrajectorySpec { points: Some(_), alpha: None }) => {}
+        Some(TrajectorySpec { points: None, alpha: Some(alpha) }) => {
+            let ok = |a: f64| a.is_finite() && a > 0.0;
+            if alpha.is_empty() || alpha.len() > MAX_TRAJECTORY_POINTS as usize {
+                bail!("{}: give 1 to {MAX_TRAJECTORY_POINTS} values", key("trajectory.alpha"));
+            }
+            check_f64(&key("trajectory.alpha"), &Axis::Many(alpha.clone()), ok, "a number > 0")?;
+        }
+        Some(_) => bail!(
+            "{}: give exactly one of `points` (log-spaced checkpoints) or `alpha` (a list of α = steps / N)",
+            key("trajectory")
+        ),
+    }
     Ok(())
 }
+
+/// The most checkpoints a trajectory may have.
+const MAX_TRAJECTORY_POINTS: i64 = 10_000;
 
 fn validate_prune(prune: &Prune) -> Result<()> {
     if prune.methods.is_empty() {
@@ -209,6 +235,27 @@ fn check_f64(key: &str, axis: &Axis<f64>, ok: impl Fn(f64) -> bool, what: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trajectories_need_one_valid_kind_of_checkpoint() {
+        let config = |t: &str| {
+            format!(
+                "name: x\ntask:\n  teacher_student: {{input_dim: 10, teacher_hidden: 1, \
+                 student_hidden: 2, train_steps: 100, test_samples: 10, lr: 0.5, trajectory: {t}}}\n"
+            )
+        };
+        assert!(parse(&config("{points: 5}")).is_ok());
+        assert!(parse(&config("{alpha: [0.5, 2]}")).is_ok());
+        let err = |t: &str| parse(&config(t)).unwrap_err().to_string();
+        assert!(
+            err("{points: 0}").contains("task.teacher_student.trajectory.points: 0 is not allowed")
+        );
+        assert!(err("{alpha: [1, -2]}").contains("trajectory.alpha: -2 is not allowed"));
+        assert!(err("{alpha: []}").contains("trajectory.alpha: give 1 to"));
+        assert!(err("{points: 3, alpha: [1]}").contains("exactly one of `points`"));
+        assert!(err("{}").contains("exactly one of `points`"));
+        assert!(err("{every: 3}").contains("unknown field `every`"), "{}", err("{every: 3}"));
+    }
 
     #[test]
     fn a_duplicate_key_is_named_with_its_lines() {

@@ -159,6 +159,20 @@ pub struct TeacherStudent {
     /// `auto` (fused loops on CPU, tensors on CUDA), `fused` (CPU only) or `tensor`.
     #[serde(default)]
     pub engine: EngineChoice,
+    /// Record the student along training at these checkpoints (one trajectory file per run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trajectory: Option<TrajectorySpec>,
+}
+
+/// Checkpoints of the recorded trajectory, in α = steps / N: `points` log-spaced ones over the
+/// four decades below the end of training, or the given `alpha` values (exactly one of the two).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrajectorySpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<Vec<f64>>,
 }
 
 fn default_v_star() -> Axis<f64> {

@@ -2,6 +2,7 @@
 //! prune → evaluate) → `record` (results.csv appended run by run, manifest.json), driven by the
 //! `runner`; `merge` combines the shards of a job array. `task::model_file` is the same pipeline
 //! for a model file (`prunelab prune`, `eval`).
+pub mod agreement;
 pub mod cost;
 pub mod manifest;
 pub mod merge;
@@ -10,6 +11,7 @@ pub mod record;
 pub mod runner;
 pub mod summary;
 pub mod task;
+pub mod trajectory;
 
 /// The names of the files and folders of an output folder, defined once.
 pub mod names {
@@ -25,6 +27,8 @@ pub mod names {
     pub const LOCK: &str = ".lock";
     /// Trained networks, one folder per run id.
     pub const MODELS: &str = "models";
+    /// Teacher-student trajectories, `trajectories/<run_id>.csv`.
+    pub const TRAJECTORIES: &str = "trajectories";
     /// The shards of a job array, `shards/I-of-N/`.
     pub const SHARDS: &str = "shards";
 }

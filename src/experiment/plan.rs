@@ -3,6 +3,7 @@
 //! machine). The YAML's values become task-specific types here, once: the pruned layer is parsed,
 //! budgets are checked against the layer, and every rule that ties several settings together is
 //! checked before anything runs.
+use super::trajectory;
 use crate::config::{self, EngineChoice, Experiment, MlpTask, TeacherStudent};
 use crate::data::images::Normalize;
 use crate::model::mlp::Activation;
@@ -29,6 +30,10 @@ pub struct TeacherStudentRun {
     pub engine: EngineChoice,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prune: Option<StudentPrune>,
+    /// The training steps at which the trajectory is recorded (empty: none); not part of the id
+    /// (the trained student is the same with or without checkpoints).
+    #[serde(skip)]
+    pub checkpoints: Vec<u64>,
 }
 
 /// How a teacher-student run prunes its student.
@@ -246,6 +251,11 @@ fn teacher_student_runs(experiment: &Experiment, ts: &TeacherStudent) -> Result<
         if let Some(prune) = &task.prune {
             let shape = LayerShape { inputs: task.input_dim, hidden: k, fan_out: 1 };
             budget::resolve(&prune.sweep.budget, shape)?;
+        }
+    }
+    if let Some(spec) = &ts.trajectory {
+        for task in &mut tasks {
+            task.checkpoints = trajectory::checkpoints(spec, task.input_dim, task.train_steps)?;
         }
     }
     Ok(tasks.into_iter().map(RunTask::TeacherStudent).collect())

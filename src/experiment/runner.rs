@@ -356,6 +356,7 @@ fn execute_one(
     let started = std::time::Instant::now();
     let ctx = task::Context {
         experiment: &plan.experiment,
+        settings: &plan.settings,
         dir,
         device: options.device,
         progress: options.progress && progress_bars,

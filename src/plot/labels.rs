@@ -69,6 +69,8 @@ pub fn part(column: &str, value: &str) -> String {
         ("reweight", v) if v.eq_ignore_ascii_case("true") => "reweighted".into(),
         ("reweight", v) if v.eq_ignore_ascii_case("false") => NOT_REWEIGHTED.into(),
         ("experiment", v) => v.to_string(),
+        ("source", "ode") => "ODE (N → ∞)".into(),
+        ("source", v) => v.to_string(),
         (c, v) => {
             let symbol = SYMBOLS.iter().find(|(k, _, _)| *k == c).map_or(c, |(_, s, _)| s);
             format!("{symbol} = {}", value_text(v))
@@ -139,6 +141,8 @@ pub fn axis_label(column: &str, scale: f64) -> String {
         "keep_nodes" if scale == 1.0 => "hidden units kept (kn)".into(),
         "ge_empirical" if scale == 1.0 => "generalisation error ε̂ (½·MSE)".into(),
         "ge_theory" if scale == 1.0 => "ε (closed form)".into(),
+        "eps" if scale == 1.0 => "ε (closed form; pruned: expected)".into(),
+        "alpha" if scale == 1.0 => "α = steps / N".into(),
         "test_error" if percent => "test error (%)".into(),
         "test_error" if scale == 1.0 => "test error".into(),
         _ if scale == 1.0 => column.into(),

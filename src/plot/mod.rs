@@ -29,7 +29,9 @@
 //!    the population standard deviation over that run's mask samples;
 //! 3. `n` is the number of rows used.
 //!
-//! Rows whose `method` is `none` (the unpruned network) form no series. They are grouped by the
+//! Rows whose `method` is `none` (the unpruned network) form no series, except on a training-time
+//! x axis ([`query::TIME_AXES`]: `alpha`, `step` of trajectory files), where the unpruned
+//! student's error along training is a series like any other. They are grouped by the
 //! `by` columns other than `method`, and each group's mean y (steps 1–2, x ignored) becomes a
 //! [`Reference`]: a dashed horizontal line labelled `unpruned`, or `unpruned, <group>` when there
 //! are several groups (e.g. two noise levels).
@@ -99,6 +101,8 @@ pub struct Figure {
     /// Theory lines (closed forms).
     pub curves: Vec<Curve>,
     pub log_y: bool,
+    /// Logarithmic x axis (points at x ≤ 0 are left out).
+    pub log_x: bool,
     /// Shift series sideways a little so their error bars stay apart.
     pub jitter: bool,
     /// Rows skipped because their x or y was not a finite number (NaN, inf).
@@ -159,6 +163,7 @@ pub fn figure(table: &Table, query: &Query) -> Result<Figure> {
         reference: references(&groups.reference),
         curves,
         log_y: false,
+        log_x: false,
         jitter: query.jitter,
         dropped: selection.dropped,
     })
@@ -265,6 +270,9 @@ fn references(groups: &[(Key, f64)]) -> Vec<Reference> {
 pub fn write(fig: &Figure, path: &Path, canvas: &Canvas) -> Result<()> {
     if fig.log_y && !fig.series.iter().flat_map(|s| &s.points).any(|p| p.mean > 0.0) {
         bail!("cannot write {}: a log y axis needs positive values", path.display());
+    }
+    if fig.log_x && !fig.series.iter().flat_map(|s| &s.points).any(|p| p.x > 0.0) {
+        bail!("cannot write {}: a log x axis needs positive values", path.display());
     }
     let bytes = match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase) {
         Some(ext) if ext == "svg" => svg::render_svg(fig, canvas).into_bytes(),

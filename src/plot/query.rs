@@ -88,6 +88,10 @@ impl Query {
 /// student after row normalisation (the network the masks are applied to).
 pub const UNPRUNED: [&str; 2] = ["none", "normalized"];
 
+/// x columns that measure training time (trajectory files): on them unpruned rows are points of
+/// a series, not a reference line.
+pub const TIME_AXES: [&str; 2] = ["alpha", "step"];
+
 /// The method of MLP training rows (one per epoch).
 pub const TRAINING: &str = "training";
 
@@ -129,7 +133,7 @@ pub fn select<'a>(table: &'a Table, query: &Query) -> Result<Selection<'a>> {
     let (mut matched, mut dropped, mut obs) = (0, 0, Vec::new());
     for row in &table.rows {
         let method = row.get("method");
-        let unpruned = UNPRUNED.contains(&method);
+        let unpruned = UNPRUNED.contains(&method) && !TIME_AXES.contains(&query.x.as_str());
         // Unpruned rows leave pruning columns (reweight, …) empty: not applicable, so a filter on
         // such a column keeps them.
         let keep = |(c, wanted): &(String, String)| {

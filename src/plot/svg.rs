@@ -1,6 +1,7 @@
 //! SVG rendering of a [`Figure`], drawn by hand: a framed plot area with 1-2-5 ticks and a faint
 //! grid, series coloured by one column and dashed by another (Okabe–Ito colours, a marker shape
-//! per series, a line through the means, error bars with caps), dotted `ge_theory` lines, dark
+//! per series, a line through the means, error bars with caps; series of more than
+//! [`MAX_MARKERS`] points, such as an ODE's curve, as a line only), dotted `ge_theory` lines, dark
 //! theory curves, dashed reference lines, the legend to the right of the plot area so it never
 //! covers the data, the title above and the caption below. Text widths are estimated from
 //! DejaVu Sans metrics.
@@ -35,6 +36,9 @@ pub fn render_svg(fig: &Figure, canvas: &Canvas) -> String {
     svg
 }
 
+/// Series with more points than this are drawn without markers and error bars.
+const MAX_MARKERS: usize = 60;
+
 /// The plot area in canvas units.
 struct Area {
     left: f64,
@@ -49,6 +53,7 @@ struct Plot {
     x_axis: Axis,
     y_axis: Axis,
     log_y: bool,
+    log_x: bool,
     fonts: Fonts,
     title: Vec<String>,
     caption: Vec<String>,
@@ -61,6 +66,7 @@ impl Plot {
         let fonts = Fonts::new(canvas.font_size);
         let legend = Legend::new(fig, &fonts, (19.0 * fonts.legend).min(0.4 * canvas.width));
         let log_y = fig.log_y && fig.series.iter().flat_map(|s| &s.points).any(|p| p.mean > 0.0);
+        let log_x = fig.log_x && fig.series.iter().flat_map(|s| &s.points).any(|p| p.x > 0.0);
         let points = || fig.series.iter().flat_map(|s| &s.points);
         let curves = || fig.curves.iter().flat_map(|c| &c.points);
         let xs = points().map(|p| p.x).chain(curves().map(|p| p.0));
@@ -69,7 +75,7 @@ impl Plot {
             .chain(points().filter_map(|p| p.theory))
             .chain(curves().map(|p| p.1))
             .chain(fig.reference.iter().map(|r| r.y));
-        let x_axis = Axis::new(xs.collect(), false, 9);
+        let x_axis = Axis::new(xs.filter(|&x| !log_x || x > 0.0).collect(), log_x, 9);
         let y_axis = Axis::new(ys.filter(|&y| !log_y || y > 0.0).collect(), log_y, 8);
         let text_room = canvas.width - 24.0;
         let title = if fig.title.is_empty() {
@@ -94,7 +100,7 @@ impl Plot {
             right: canvas.width - 12.0 - legend.width - 18.0,
             bottom: canvas.height - below - caption.len() as f64 * 1.3 * fonts.caption,
         };
-        Plot { area, x_axis, y_axis, log_y, fonts, title, caption, legend, canvas: *canvas }
+        Plot { area, x_axis, y_axis, log_y, log_x, fonts, title, caption, legend, canvas: *canvas }
     }
 
     fn px(&self, x: f64) -> f64 {
@@ -191,9 +197,14 @@ impl Plot {
     fn curves(&self, svg: &mut String, fig: &Figure) {
         for curve in &fig.curves {
             let points: Vec<(f64, f64)> =
-                curve.points.iter().copied().filter(|&(_, y)| !self.log_y || y > 0.0).collect();
+                curve.points.iter().copied().filter(|&(x, y)| self.shown(x, y)).collect();
             self.polyline(svg, "curve", &points, &Ink::curve(curve));
         }
+    }
+
+    /// Whether a point at (x, y) can be drawn on the axes (log axes need positive values).
+    fn shown(&self, x: f64, y: f64) -> bool {
+        (!self.log_y || y > 0.0) && (!self.log_x || x > 0.0)
     }
 
     /// A `<polyline>` through `points` (data coordinates).
@@ -212,11 +223,12 @@ impl Plot {
     /// and markers.
     fn series(&self, svg: &mut String, series: &Series, offset: f64) {
         let ink = Ink::series(series);
-        let visible: Vec<_> =
-            series.points.iter().filter(|p| !self.log_y || p.mean > 0.0).collect();
+        let visible: Vec<_> = series.points.iter().filter(|p| self.shown(p.x, p.mean)).collect();
         let _ = writeln!(svg, r#"<g class="series">"#);
+        // Dense series (an ODE's curve) are drawn as a line of means only.
+        let dense = visible.len() > MAX_MARKERS;
         let mut bars = String::new();
-        for p in visible.iter().filter(|p| p.err > 0.0) {
+        for p in visible.iter().filter(|p| p.err > 0.0 && !dense) {
             let x = self.px(p.x) + offset;
             let high = self.py(p.mean + p.err);
             let (low, capped) = if self.log_y && p.mean - p.err <= 0.0 {
@@ -244,9 +256,11 @@ impl Plot {
             self.polyline(svg, "theory", &theory, &Ink::theory(series));
         }
         let shift = offset / (self.area.right - self.area.left) * self.x_axis.span();
-        let line: Vec<(f64, f64)> = visible.iter().map(|p| (p.x + shift, p.mean)).collect();
+        let shifted = |x: f64| if self.log_x { x * 10f64.powf(shift) } else { x + shift };
+        let line: Vec<(f64, f64)> = visible.iter().map(|p| (shifted(p.x), p.mean)).collect();
         self.polyline(svg, "mean", &line, &ink);
-        for p in &visible {
+        let markers = if dense { &[] } else { visible.as_slice() };
+        for p in markers {
             Marker::nth(series.marker).draw(
                 svg,
                 self.px(p.x) + offset,
@@ -305,6 +319,7 @@ pub(crate) mod tests {
             reference: vec![Reference { label: "unpruned".into(), y: 0.05 }],
             curves: Vec::new(),
             log_y: false,
+            log_x: false,
             jitter: false,
             dropped: 0,
         }

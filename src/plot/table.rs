@@ -15,9 +15,10 @@ const METRIC_PREFIXES: [&str; 1] = ["ge_"];
 const METRIC_SUFFIXES: [&str; 5] = ["_error", "_loss", "_ms", "_fraction", "_accuracy"];
 
 /// Whether `column` is a setting of the run (`noise_std`, `lr`, `hidden`, …): any column that is
-/// neither one of results.csv's fixed columns nor named like a metric.
+/// neither one of results.csv's or a trajectory file's own columns nor named like a metric.
 pub fn is_setting(column: &str) -> bool {
     !COLUMNS.contains(&column)
+        && !crate::experiment::trajectory::is_column(column)
         && !METRIC_PREFIXES.iter().any(|p| column.starts_with(p))
         && !METRIC_SUFFIXES.iter().any(|s| column.ends_with(s))
 }

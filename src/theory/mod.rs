@@ -3,6 +3,7 @@
 pub mod expected;
 pub mod ge;
 mod linalg;
+pub mod methods;
 pub mod ode;
 pub mod order_params;
 pub mod report;

@@ -5,6 +5,7 @@
 pub mod mlp;
 pub mod model_file;
 pub mod teacher_student;
+pub mod trajectory;
 
 use super::plan::{Run, RunTask};
 use super::record::{ResultRow, RowKind, RunStatus};
@@ -21,6 +22,8 @@ use tch::Device;
 pub struct Context<'a> {
     /// The experiment's name (the `experiment` column).
     pub experiment: &'a str,
+    /// The plan's setting columns (run.setting_values holds their values).
+    pub settings: &'a [String],
     /// The experiment's output folder (models are saved below it).
     pub dir: &'a Path,
     pub device: Device,

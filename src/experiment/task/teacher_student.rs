@@ -13,7 +13,6 @@ use crate::prune::layer::{Layer, LayerPruner};
 use crate::prune::stats::LayerStats;
 use crate::prune::sweep::{self, Batch, Streams};
 use crate::seed;
-use crate::train::online;
 use anyhow::{Context as _, Result};
 
 /// Trains a student on its teacher, records the unpruned network and every pruned one.
@@ -61,11 +60,11 @@ fn train(run: &Run, ts: &TeacherStudentRun, teacher: &TwoLayer, ctx: &Context) -
     let mut stream = TeacherStream::new(teacher, ts.noise_std as f32, seed::rng(run.seed, "train"));
     let engine = engine_for(ts.engine, ctx.device)?;
     let bar = progress_bar(ctx.progress, ts.train_steps, "steps", &ctx.label);
-    let report =
-        online::train(&mut student, &mut stream, ts.train_steps, ts.lr, engine, |done, loss| {
-            bar.set_position(done);
-            bar.set_message(format!("ε≈{loss:.4}"));
-        });
+    let training = (&mut student, &mut stream);
+    let report = super::trajectory::train(run, ts, teacher, training, engine, ctx, |done, loss| {
+        bar.set_position(done);
+        bar.set_message(format!("ε≈{loss:.4}"));
+    });
     bar.finish_and_clear();
     let report = report?;
     tracing::info!(
