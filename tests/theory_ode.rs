@@ -10,7 +10,7 @@ use prunelab::train::online::{self, Engine};
 #[test]
 fn sgd_follows_the_ode() {
     let (n, k, m, v_star, lr, noise, s) = (500, 2, 2, 2.0, 0.5, 0.1, 3);
-    let (mut student, teacher) = ode::seeded_networks(n, k, m, v_star, s);
+    let (mut student, teacher) = ode::seeded_networks(n, k, m, v_star, s, false);
     let (eq, y0) = ode::from_networks(&student, &teacher, lr, noise).unwrap();
     let checkpoints = [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0];
     let traj =
