@@ -97,8 +97,8 @@ mod tests {
         }
         assert_eq!(normal.v, vec![4.0; 3]);
         // Each normalised row is the raw row times a positive factor.
-        for n in 0..3 {
-            let scale = (300.0 / (t_plain[n] * 300.0)).sqrt() as f32;
+        for (n, t) in t_plain.iter().enumerate() {
+            let scale = (1.0 / t).sqrt() as f32;
             for (a, b) in plain.row(n).iter().zip(normal.row(n)) {
                 assert!((a * scale - b).abs() < 1e-5, "{a} · {scale} vs {b}");
             }

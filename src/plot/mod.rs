@@ -665,4 +665,24 @@ e,ok,1,b,teacher_student,training,,,,,,2,0.4,noise_std=0.25
         names.sort();
         assert_eq!(names, ["fig.pdf", "fig.svg"], "no temporary or partial files are left");
     }
+
+    #[test]
+    fn a_setting_on_the_x_axis_may_differ_between_points_but_not_within_one() {
+        // A finite-size sweep: train_steps = 1600·N changes with x = input_dim.
+        let text = "\
+status,seed,run_id,method,reweight,keep_nodes,ge_theory,input_dim,train_steps
+ok,1,a,dpp_node,false,2,2.6,100,160000
+ok,2,b,dpp_node,false,2,2.4,100,160000
+ok,1,c,dpp_node,false,2,2.5,200,320000
+";
+        let q = Query { by: Some(vec!["method".into()]), ..Query::new("input_dim", "ge_theory") };
+        let fig = figure(&table(text), &q).unwrap();
+        let xs: Vec<f64> = fig.series[0].points.iter().map(|p| p.x).collect();
+        assert_eq!(xs, [100.0, 200.0]);
+        assert!(close(fig.series[0].points[0].mean, 2.5));
+        let mixed =
+            text.replace("2,b,dpp_node,false,2,2.4,100,160000", "2,b,dpp_node,false,2,2.4,100,1");
+        let err = figure(&table(&mixed), &q).unwrap_err().to_string();
+        assert!(err.contains("differ in train_steps (1, 160000)"), "{err}");
+    }
 }
