@@ -34,9 +34,10 @@ pub struct Args {
     #[arg(required_unless_present = "heatmap", conflicts_with = "heatmap", value_name = "CSV")]
     csv: Vec<PathBuf>,
     /// Draw a heat map of a saved teacher-student run (--run) instead of results: `q` (the
-    /// student's overlaps Q_ik = w_i·w_k/N), `r` (its overlaps with the teacher R_in = w_i·w*_n/N)
-    /// or `dpp-inclusion` (P(i ∈ S and k ∈ S) for the k-DPP that dpp_node samples with --kn
-    /// units, computed exactly over all subsets; diagonal: P(i ∈ S)). Paper Figure 2E–G.
+    /// student's overlaps Q_ik = w_i·w_k/N), `r` (its overlaps with the teacher R_in = w_i·w*_n/N),
+    /// `kernel` (the DPP node kernel W Wᵀ/N of the rows as pruned) or `dpp-inclusion`
+    /// (P(i ∈ S and k ∈ S) for the k-DPP that dpp_node samples with --kn units, computed exactly
+    /// over all subsets; diagonal: P(i ∈ S)). Paper Figure 2E–G.
     #[arg(long, value_enum, requires = "run")]
     heatmap: Option<heatmap::Kind>,
     /// A teacher-student run's model folder (runs/<name>/models/<run_id>) holding
@@ -46,7 +47,7 @@ pub struct Args {
     /// Units the k-DPP keeps, for --heatmap dpp-inclusion.
     #[arg(long, requires = "heatmap")]
     kn: Option<usize>,
-    /// --heatmap dpp-inclusion: whether the DPP kernel comes from the student's rows rescaled to
+    /// --heatmap kernel and dpp-inclusion: whether the DPP kernel comes from the student's rows rescaled to
     /// norm √N, as prune.normalize_rows (default true) does before pruning.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     normalize_rows: bool,

@@ -1,5 +1,5 @@
 //! `prunelab plot --heatmap`: reads a teacher-student run's saved student and teacher and builds
-//! the matrix to draw (paper Figure 2E–G): Q, R, or the exact joint inclusion probabilities of
+//! the matrix to draw (paper Figure 2E–G): Q, R, the DPP's kernel, or the exact joint inclusion probabilities of
 //! the k-DPP that `dpp_node` samples ([`crate::theory::expected::dpp_inclusion`]).
 use crate::model::io::load_two_layer;
 use crate::model::two_layer::TwoLayer;
@@ -16,6 +16,9 @@ pub enum Kind {
     Q,
     /// The student-teacher overlaps R_in = w_i·w*_n/N.
     R,
+    /// The kernel of DPP node pruning, L/N = W Wᵀ/N of the rows as pruned (rescaled to norm √N
+    /// unless --normalize-rows false): Q normalised to a unit diagonal.
+    Kernel,
     /// P(i ∈ S and k ∈ S) under the k-DPP of DPP node pruning.
     DppInclusion,
 }
@@ -66,7 +69,39 @@ pub fn build(request: &Request) -> Result<Heatmap> {
                 scale: Scale::Diverging,
             })
         }
+        Kind::Kernel => {
+            let rows = pruned_rows(request, &student);
+            Ok(Heatmap {
+                title: format!("DPP node kernel L/N, run {name}"),
+                caption: format!("L = W Wᵀ of the student's {}", rows_note(request)),
+                values: OrderParams::new(&rows, &rows)?.q,
+                rows: k,
+                cols: k,
+                row_label: unit("student unit i"),
+                col_label: unit("student unit k"),
+                value_label: "L_ik/N".into(),
+                scale: Scale::Diverging,
+            })
+        }
         Kind::DppInclusion => inclusion(request, &student, &name),
+    }
+}
+
+/// The student's first layer as DPP node pruning sees it.
+fn pruned_rows(request: &Request, student: &TwoLayer) -> TwoLayer {
+    if request.normalize_rows {
+        student.normalized_rows()
+    } else {
+        student.clone()
+    }
+}
+
+/// Which rows the kernel is built from, in words.
+fn rows_note(request: &Request) -> &'static str {
+    if request.normalize_rows {
+        "rows rescaled to norm √N (prune.normalize_rows)"
+    } else {
+        "raw rows"
     }
 }
 
@@ -85,11 +120,11 @@ fn inclusion(request: &Request, student: &TwoLayer, name: &str) -> Result<Heatma
              above the limit of {MAX_ENUMERATED_UNITS}"
         );
     }
-    let rows = if request.normalize_rows { student.normalized_rows() } else { student.clone() };
+    let rows = pruned_rows(request, student);
     let q = OrderParams::new(&rows, &rows)?.q;
     let joint = dpp_inclusion(&q, k, kn)
         .with_context(|| format!("the student of {}", request.run.display()))?;
-    let kernel = if request.normalize_rows { "rows rescaled to norm √N" } else { "raw rows" };
+    let kernel = rows_note(request);
     Ok(Heatmap {
         title: format!("DPP node, kn = {kn}: P(i ∈ S and k ∈ S), run {name}"),
         caption: format!(
