@@ -10,7 +10,7 @@ use prunelab::train::online::{self, Engine};
 #[test]
 fn sgd_follows_the_ode() {
     let (n, k, m, v_star, lr, noise, s) = (500, 2, 2, 2.0, 0.5, 0.1, 3);
-    let (mut student, teacher) = ode::seeded_networks(n, k, m, v_star, s);
+    let (mut student, teacher) = ode::seeded_networks(n, k, m, v_star, s, false);
     let (eq, y0) = ode::from_networks(&student, &teacher, lr, noise).unwrap();
     let checkpoints = [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0];
     let traj =
@@ -37,7 +37,7 @@ fn sgd_follows_the_ode() {
 fn checkpoints_leave_the_trained_student_bit_identical() {
     use prunelab::experiment::task::trajectory::train_segments;
     let (n, steps, lr) = (60, 5000u64, 0.5);
-    let (start, teacher) = ode::seeded_networks(n, 4, 2, 4.0, 9);
+    let (start, teacher) = ode::seeded_networks(n, 4, 2, 4.0, 9, false);
     let mut whole = start.clone();
     let mut stream = TeacherStream::new(&teacher, 0.1, seed::rng(9, "train"));
     online::train(&mut whole, &mut stream, steps, lr, Engine::Fused, |_, _| {}).unwrap();

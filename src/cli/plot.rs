@@ -1,4 +1,7 @@
-//! `prunelab plot`: draws a figure (SVG, PNG and/or PDF) from one or more results.csv files.
+//! `prunelab plot`: draws a figure (SVG, PNG and/or PDF) from one or more results.csv files, or
+//! (`--heatmap`, see [`heatmap`]) a heat map of a saved teacher-student run.
+mod heatmap;
+
 use super::Status;
 use crate::plot::{self, Canvas, ClosedForm, Query, Table};
 use anyhow::{bail, Result};
@@ -25,11 +28,31 @@ use std::path::PathBuf;
   prunelab plot runs/mnist/results.csv --where method=training --by hidden --out training.png
   prunelab plot runs/dyn/trajectories/*.csv ode.csv --where method=none --by source --log-x --log-y --out eps.svg
   prunelab plot runs/dyn/trajectories/*.csv ode.csv --where method=dpp_node,random_edge --by method,source,keep_nodes --log-x --out pruned.svg
-  prunelab plot runs/mnist/results.csv --x achieved_fraction --y test_error --title MNIST --width 500 --height 320 --font-size 10 --dpi 300 --out mnist.png")]
+  prunelab plot runs/mnist/results.csv --x achieved_fraction --y test_error --title MNIST --width 500 --height 320 --font-size 10 --dpi 300 --out mnist.png
+  prunelab plot --heatmap q --run runs/theorem1/models/<run_id> --out q.png
+  prunelab plot --heatmap dpp-inclusion --kn 2 --run runs/theorem1/models/<run_id> --out dpp.svg")]
 pub struct Args {
     /// results.csv (or trajectory) files; their rows are pooled.
-    #[arg(required = true, value_name = "CSV")]
+    #[arg(required_unless_present = "heatmap", conflicts_with = "heatmap", value_name = "CSV")]
     csv: Vec<PathBuf>,
+    /// Draw a heat map of a saved teacher-student run (--run) instead of results: `q` (the
+    /// student's overlaps Q_ik = w_i·w_k/N), `r` (its overlaps with the teacher R_in = w_i·w*_n/N),
+    /// `kernel` (the DPP node kernel W Wᵀ/N of the rows as pruned) or `dpp-inclusion`
+    /// (P(i ∈ S and k ∈ S) for the k-DPP that dpp_node samples with --kn units, computed exactly
+    /// over all subsets; diagonal: P(i ∈ S)). Paper Figure 2E–G.
+    #[arg(long, value_enum, requires = "run")]
+    heatmap: Option<heatmap::Kind>,
+    /// A teacher-student run's model folder (runs/<name>/models/<run_id>) holding
+    /// student.safetensors and teacher.safetensors, for --heatmap.
+    #[arg(long, value_name = "DIR", requires = "heatmap")]
+    run: Option<PathBuf>,
+    /// Units the k-DPP keeps, for --heatmap dpp-inclusion.
+    #[arg(long, requires = "heatmap")]
+    kn: Option<usize>,
+    /// --heatmap kernel and dpp-inclusion: whether the DPP kernel comes from the student's rows rescaled to
+    /// norm √N, as prune.normalize_rows (default true) does before pruning.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    normalize_rows: bool,
     /// Column on the x axis [default: keep_fraction; epoch for training rows].
     #[arg(long, value_name = "COLUMN")]
     x: Option<String>,
@@ -106,7 +129,33 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<Status> {
-    for out in &args.out {
+    check_outputs(&args.out)?;
+    let canvas =
+        Canvas { width: args.width, height: args.height, font_size: args.font_size, dpi: args.dpi };
+    if let Some(kind) = args.heatmap {
+        let request = heatmap::Request {
+            kind,
+            run: args.run.clone().unwrap_or_default(),
+            kn: args.kn,
+            normalize_rows: args.normalize_rows,
+        };
+        let mut map = heatmap::build(&request)?;
+        if let Some(title) = &args.title {
+            map.title.clone_from(title);
+        }
+        let svg = plot::heatmap::render_svg(&map, &canvas);
+        for out in &args.out {
+            plot::write_svg(&svg, out, &canvas)?;
+            eprintln!("wrote {}", out.display());
+        }
+        return Ok(Status::Ok);
+    }
+    lines(&args, &canvas)
+}
+
+/// Refuses outputs whose extension is not a known figure format, before any work.
+fn check_outputs(outs: &[PathBuf]) -> Result<()> {
+    for out in outs {
         let ext = out.extension().and_then(|e| e.to_str()).unwrap_or_default();
         if !["svg", "png", "pdf"].iter().any(|known| ext.eq_ignore_ascii_case(known)) {
             bail!(
@@ -115,8 +164,13 @@ pub fn run(args: Args) -> Result<Status> {
             );
         }
     }
+    Ok(())
+}
+
+/// The figure `args` describe from results.csv files.
+fn lines(args: &Args, canvas: &Canvas) -> Result<Status> {
     let table = Table::load(&args.csv)?;
-    let query = query(&args, &table);
+    let query = query(args, &table);
     let mut fig = plot::figure(&table, &query)?;
     if let Some(title) = &args.title {
         fig.title.clone_from(title);
@@ -135,10 +189,8 @@ pub fn run(args: Args) -> Result<Status> {
             fig.dropped, query.x, query.y
         );
     }
-    let canvas =
-        Canvas { width: args.width, height: args.height, font_size: args.font_size, dpi: args.dpi };
     for out in &args.out {
-        plot::write(&fig, out, &canvas)?;
+        plot::write(&fig, out, canvas)?;
         eprintln!("wrote {}", out.display());
     }
     Ok(Status::Ok)
@@ -351,5 +403,61 @@ mod tests {
         let table = Table::load(&[PathBuf::from(example())]).unwrap();
         let q = query(&parse(&["x.csv", "--out", "f.svg"]), &table);
         assert_eq!((q.y.as_str(), q.by), ("ge_empirical", None));
+    }
+
+    #[test]
+    fn heatmaps_of_a_saved_run_are_written_and_well_formed() {
+        use crate::data::teacher::{seeded_student, seeded_teacher};
+        use crate::model::io::save_two_layer;
+        let dir = scratch("heatmap");
+        let run_dir = dir.join("models").join("abc123");
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let teacher = seeded_teacher(50, 2, 4.0, true, 3);
+        let mut student = seeded_student(50, 6, 3);
+        // A specialised student: unit i copies teacher unit i mod 2, plus noise.
+        for x in 0..student.w.len() {
+            student.w[x] = 0.4 * student.w[x] + teacher.w[(x / 50 % 2) * 50 + x % 50];
+        }
+        save_two_layer(&student, "student", &run_dir.join("student.safetensors")).unwrap();
+        save_two_layer(&teacher, "teacher", &run_dir.join("teacher.safetensors")).unwrap();
+        let run_arg = run_dir.to_str().unwrap();
+        let (svg, png, pdf) = (dir.join("d.svg"), dir.join("d.png"), dir.join("d.pdf"));
+        let outs = [svg.to_str().unwrap(), png.to_str().unwrap(), pdf.to_str().unwrap()];
+        let mut argv = vec!["--heatmap", "dpp-inclusion", "--kn", "2", "--run", run_arg];
+        for out in outs {
+            argv.extend(["--out", out]);
+        }
+        run(parse(&argv)).unwrap();
+        let text = std::fs::read_to_string(&svg).unwrap();
+        assert_eq!(text.matches(r#"class="cell""#).count(), 36);
+        assert!(text.contains("kn = 2") && text.contains(">student unit i (0 to 5)<"), "{text}");
+        assert!(resvg::usvg::Tree::from_str(&text, &resvg::usvg::Options::default()).is_ok());
+        assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG\r\n\x1a\n"));
+        assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF"));
+        let q = dir.join("q.svg");
+        run(parse(&["--heatmap", "r", "--run", run_arg, "--out", q.to_str().unwrap()])).unwrap();
+        assert_eq!(std::fs::read_to_string(&q).unwrap().matches(r#"class="cell""#).count(), 12);
+
+        let refused = |argv: &[&str]| match run(parse(argv)) {
+            Err(err) => err.to_string(),
+            Ok(_) => panic!("{argv:?} must be refused"),
+        };
+        let err = refused(&["--heatmap", "dpp-inclusion", "--run", run_arg, "--out", "x.svg"]);
+        assert!(err.contains("needs --kn"), "{err}");
+        let err = refused(&[
+            "--heatmap",
+            "dpp-inclusion",
+            "--kn",
+            "7",
+            "--run",
+            run_arg,
+            "--out",
+            "x.svg",
+        ]);
+        assert!(err.contains("--kn 7") && err.contains("6 units"), "{err}");
+        let err = refused(&["--heatmap", "q", "--run", dir.to_str().unwrap(), "--out", "x.svg"]);
+        assert!(err.contains("no student.safetensors"), "{err}");
+        assert!(Cli::try_parse_from(["plot", "a.csv", "--heatmap", "q", "--out", "x.svg"]).is_err());
+        assert!(Cli::try_parse_from(["plot", "--heatmap", "q", "--out", "x.svg"]).is_err());
     }
 }

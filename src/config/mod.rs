@@ -130,13 +130,22 @@ fn validate_mlp(mlp: &MlpTask) -> Result<()> {
 
 fn validate_teacher_student(ts: &TeacherStudent) -> Result<()> {
     let key = |k: &str| format!("task.teacher_student.{k}");
+    let non_negative = |v: f64| v.is_finite() && v >= 0.0;
     at_least(&key("input_dim"), &ts.input_dim, 1)?;
     at_least(&key("teacher_hidden"), &ts.teacher_hidden, 1)?;
     at_least(&key("student_hidden"), &ts.student_hidden, 1)?;
-    at_least(&key("train_steps"), &ts.train_steps, 0)?;
+    match (&ts.train_steps, &ts.train_alpha) {
+        (Some(steps), None) => at_least(&key("train_steps"), steps, 0)?,
+        (None, Some(alpha)) => {
+            check_f64(&key("train_alpha"), alpha, non_negative, "a finite number ≥ 0")?
+        }
+        _ => bail!(
+            "task.teacher_student: give exactly one of train_steps (online SGD steps) and \
+             train_alpha (steps per input, α = steps/N)"
+        ),
+    }
     at_least(&key("test_samples"), &ts.test_samples, 1)?;
     check_f64(&key("v_star"), &ts.v_star, |v| v.is_finite(), "a finite number")?;
-    let non_negative = |v: f64| v.is_finite() && v >= 0.0;
     check_f64(&key("noise_std"), &ts.noise_std, non_negative, "a finite number ≥ 0")?;
     check_f64(&key("lr"), &ts.lr, |v| v.is_finite() && v > 0.0, "a finite number > 0")?;
     match &ts.trajectory {
@@ -289,5 +298,33 @@ mod tests {
             resolved.contains("normalize_rows") && !resolved.contains("node_kernel"),
             "{resolved}"
         );
+    }
+
+    #[test]
+    fn normalize_teacher_is_a_checked_key_that_changes_ids_only_when_set() {
+        let text = |extra: &str| {
+            format!(
+                "name: s\ntask:\n  teacher_student:\n    input_dim: 10\n    teacher_hidden: 1\n    \
+                 student_hidden: 2\n    train_steps: 10\n    test_samples: 10\n    lr: 0.5\n{extra}"
+            )
+        };
+        let err = parse(&text("    normalize_teacher: yes please\n")).unwrap_err().to_string();
+        assert!(
+            err.contains("task.teacher_student.normalize_teacher")
+                && err.contains("line 10")
+                && err.contains("boolean"),
+            "{err}"
+        );
+        let plan = |extra: &str| crate::experiment::plan::plan(&parse(&text(extra)).unwrap());
+        let (default, off, on) = (
+            plan("").unwrap(),
+            plan("    normalize_teacher: false\n").unwrap(),
+            plan("    normalize_teacher: true\n").unwrap(),
+        );
+        assert_eq!(default.runs[0].id, off.runs[0].id, "an unset key keeps existing run ids");
+        assert_ne!(default.runs[0].id, on.runs[0].id);
+        assert!(!default.settings.contains(&"normalize_teacher".to_string()));
+        let column = on.settings.iter().position(|c| c == "normalize_teacher").unwrap();
+        assert_eq!(on.runs[0].setting_values[column], "true");
     }
 }

@@ -150,12 +150,21 @@ pub struct TeacherStudent {
     /// σ, the standard deviation of the label noise.
     #[serde(default = "default_noise")]
     pub noise_std: Axis<f64>,
-    /// Online SGD steps (one fresh sample each).
-    pub train_steps: Axis<i64>,
+    /// Online SGD steps (one fresh sample each). Give this or `train_alpha`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_steps: Option<Axis<i64>>,
+    /// Online SGD steps per input, α = steps/N: each run trains round(α·N) steps, so a sweep over
+    /// `input_dim` keeps α fixed. Give this or `train_steps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_alpha: Option<Axis<f64>>,
     /// Held-out samples for the empirical error.
     pub test_samples: Axis<i64>,
     /// η; the layers use η/√N (first) and η/N (second).
     pub lr: Axis<f64>,
+    /// Rescale each teacher row to norm √N so that T_nn = 1 exactly (default false: the raw
+    /// Gaussian rows, T_nn ≈ 1 ± O(1/√N)).
+    #[serde(default)]
+    pub normalize_teacher: bool,
     /// `auto` (fused loops on CPU, tensors on CUDA), `fused` (CPU only) or `tensor`.
     #[serde(default)]
     pub engine: EngineChoice,

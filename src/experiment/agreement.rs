@@ -70,8 +70,14 @@ pub struct Report {
 
 /// The ODE and the order parameters of the run's initial networks at `seed`.
 pub fn ode_start(ts: &TeacherStudentRun, seed: u64) -> Result<(Ode, Vec<f64>)> {
-    let (student, teacher) =
-        ode::seeded_networks(ts.input_dim, ts.student_hidden, ts.teacher_hidden, ts.v_star, seed);
+    let (student, teacher) = ode::seeded_networks(
+        ts.input_dim,
+        ts.student_hidden,
+        ts.teacher_hidden,
+        ts.v_star,
+        seed,
+        ts.normalize_teacher,
+    );
     ode::from_networks(&student, &teacher, ts.lr, ts.noise_std)
 }
 

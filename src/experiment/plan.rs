@@ -25,6 +25,10 @@ pub struct TeacherStudentRun {
     pub train_steps: u64,
     pub test_samples: usize,
     pub lr: f64,
+    /// Rescale the teacher's rows so T_nn = 1. Written into the id and the settings only when
+    /// true, so experiments without the key keep their run ids and columns.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub normalize_teacher: bool,
     /// How to train; not part of the id (it changes speed, not the mathematics).
     #[serde(skip)]
     pub engine: EngineChoice,
@@ -230,14 +234,25 @@ fn teacher_student_runs(experiment: &Experiment, ts: &TeacherStudent) -> Result<
         sweep: prune_sweep(p, Options::default()),
         normalize_rows: p.normalize_rows,
     });
-    let template = TeacherStudentRun { engine: ts.engine, prune, ..Default::default() };
+    let template = TeacherStudentRun {
+        engine: ts.engine,
+        normalize_teacher: ts.normalize_teacher,
+        prune,
+        ..Default::default()
+    };
     let mut tasks = vec![template];
     tasks = expand(tasks, ts.input_dim.values(), |t, v| t.input_dim = v as usize);
     tasks = expand(tasks, ts.teacher_hidden.values(), |t, v| t.teacher_hidden = v as usize);
     tasks = expand(tasks, ts.student_hidden.values(), |t, v| t.student_hidden = v as usize);
     tasks = expand(tasks, ts.v_star.values(), |t, v| t.v_star = v);
     tasks = expand(tasks, ts.noise_std.values(), |t, v| t.noise_std = v);
-    tasks = expand(tasks, ts.train_steps.values(), |t, v| t.train_steps = v as u64);
+    if let Some(steps) = &ts.train_steps {
+        tasks = expand(tasks, steps.values(), |t, v| t.train_steps = v as u64);
+    }
+    if let Some(alpha) = &ts.train_alpha {
+        let steps = |t: &TeacherStudentRun, a: f64| (a * t.input_dim as f64).round() as u64;
+        tasks = expand(tasks, alpha.values(), |t, a| t.train_steps = steps(t, a));
+    }
     tasks = expand(tasks, ts.test_samples.values(), |t, v| t.test_samples = v as usize);
     tasks = expand(tasks, ts.lr.values(), |t, v| t.lr = v);
     for task in &tasks {

@@ -11,6 +11,8 @@
 //! 4. [`labels`] names things in words ("DPP node", "σ = 0.25") and writes title and caption;
 //! 5. [`theory`] adds closed forms as lines.
 //!
+//! [`heatmap`] draws matrices (overlaps, DPP inclusion probabilities) instead of rows.
+//!
 //! # Aggregation rule
 //!
 //! A row is used when its `status` is `ok`, every filter holds and its x and y cells are
@@ -37,6 +39,7 @@
 //! are several groups (e.g. two noise levels).
 pub mod aggregate;
 mod axis;
+pub mod heatmap;
 pub mod labels;
 mod legend;
 pub mod pdf;
@@ -274,10 +277,16 @@ pub fn write(fig: &Figure, path: &Path, canvas: &Canvas) -> Result<()> {
     if fig.log_x && !fig.series.iter().flat_map(|s| &s.points).any(|p| p.x > 0.0) {
         bail!("cannot write {}: a log x axis needs positive values", path.display());
     }
+    write_svg(&svg::render_svg(fig, canvas), path, canvas)
+}
+
+/// Writes an SVG document drawn on `canvas` to `path` atomically, as SVG, PNG or PDF by the
+/// extension.
+pub fn write_svg(svg: &str, path: &Path, canvas: &Canvas) -> Result<()> {
     let bytes = match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase) {
-        Some(ext) if ext == "svg" => svg::render_svg(fig, canvas).into_bytes(),
-        Some(ext) if ext == "png" => png::render_png(fig, canvas)?,
-        Some(ext) if ext == "pdf" => pdf::render_pdf(fig, canvas)?,
+        Some(ext) if ext == "svg" => svg.as_bytes().to_vec(),
+        Some(ext) if ext == "png" => png::svg_to_png(svg, canvas)?,
+        Some(ext) if ext == "pdf" => pdf::svg_to_pdf(svg)?,
         other => bail!(
             "cannot write {}: unknown figure format `{}` (use .svg, .png or .pdf)",
             path.display(),
@@ -561,7 +570,18 @@ e,ok,1,b,teacher_student,training,,,,,,2,0.4,noise_std=0.25
         let err = figure(&table(&varied), &q).unwrap_err().to_string();
         assert!(err.contains("differ in `teacher_hidden` (2, 3)"), "{err}");
         let q = Query { x: "mask_sample".into(), ..q };
-        assert!(figure(&t, &q).unwrap_err().to_string().contains("needs --x keep_nodes"));
+        let err = figure(&t, &q).unwrap_err().to_string();
+        assert!(err.contains("the rows keep 1, 2 units; select one kn"), "{err}");
+        // Another x at one kn (e.g. input_dim in a finite-size sweep): horizontal lines.
+        let q = Query {
+            filters: vec![("noise_std".into(), "0.0".into()), ("keep_nodes".into(), "2".into())],
+            average_over: Vec::new(),
+            ..q
+        };
+        let fig = figure(&t, &q).unwrap();
+        let line = &fig.curves[0].points;
+        assert_eq!(line.len(), 2);
+        assert!(close(line[0].1, 16.0 * 8.0 / 54.0) && close(line[1].1, line[0].1));
     }
 
     #[test]
@@ -652,5 +672,25 @@ e,ok,1,b,teacher_student,training,,,,,,2,0.4,noise_std=0.25
             std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         names.sort();
         assert_eq!(names, ["fig.pdf", "fig.svg"], "no temporary or partial files are left");
+    }
+
+    #[test]
+    fn a_setting_on_the_x_axis_may_differ_between_points_but_not_within_one() {
+        // A finite-size sweep: train_steps = 1600·N changes with x = input_dim.
+        let text = "\
+status,seed,run_id,method,reweight,keep_nodes,ge_theory,input_dim,train_steps
+ok,1,a,dpp_node,false,2,2.6,100,160000
+ok,2,b,dpp_node,false,2,2.4,100,160000
+ok,1,c,dpp_node,false,2,2.5,200,320000
+";
+        let q = Query { by: Some(vec!["method".into()]), ..Query::new("input_dim", "ge_theory") };
+        let fig = figure(&table(text), &q).unwrap();
+        let xs: Vec<f64> = fig.series[0].points.iter().map(|p| p.x).collect();
+        assert_eq!(xs, [100.0, 200.0]);
+        assert!(close(fig.series[0].points[0].mean, 2.5));
+        let mixed =
+            text.replace("2,b,dpp_node,false,2,2.4,100,160000", "2,b,dpp_node,false,2,2.4,100,1");
+        let err = figure(&table(&mixed), &q).unwrap_err().to_string();
+        assert!(err.contains("differ in train_steps (1, 160000)"), "{err}");
     }
 }

@@ -11,6 +11,11 @@ use svg2pdf::usvg;
 
 /// Renders `fig` as the bytes of a one-page PDF of `canvas.width` × `canvas.height` points.
 pub fn render_pdf(fig: &Figure, canvas: &Canvas) -> Result<Vec<u8>> {
+    svg_to_pdf(&svg::render_svg(fig, canvas))
+}
+
+/// Converts an SVG document to a one-page PDF, one SVG unit to the point.
+pub fn svg_to_pdf(svg: &str) -> Result<Vec<u8>> {
     let fonts = fonts();
     if fonts.is_empty() {
         bail!("cannot draw text in a PDF: no fonts found (install fonts-dejavu-core)");
@@ -20,7 +25,7 @@ pub fn render_pdf(fig: &Figure, canvas: &Canvas) -> Result<Vec<u8>> {
         fontdb: Arc::clone(fonts),
         ..usvg::Options::default()
     };
-    let tree = usvg::Tree::from_str(&svg::render_svg(fig, canvas), &options)
+    let tree = usvg::Tree::from_str(svg, &options)
         .context("rendering the figure: the generated SVG did not parse")?;
     let conversion = svg2pdf::ConversionOptions::default();
     svg2pdf::to_pdf(&tree, conversion, svg2pdf::PageOptions { dpi: 72.0 })

@@ -8,6 +8,11 @@ use std::sync::{Arc, OnceLock};
 
 /// Renders `fig` as PNG bytes of (width × dpi / 96) × (height × dpi / 96) pixels.
 pub fn render_png(fig: &Figure, canvas: &Canvas) -> Result<Vec<u8>> {
+    svg_to_png(&svg::render_svg(fig, canvas), canvas)
+}
+
+/// Rasterises an SVG document of `canvas.width` × `canvas.height` units at `canvas.dpi`.
+pub fn svg_to_png(svg: &str, canvas: &Canvas) -> Result<Vec<u8>> {
     let fonts = fonts();
     if fonts.is_empty() {
         bail!("cannot draw text in a PNG: no fonts found (install fonts-dejavu-core)");
@@ -17,7 +22,7 @@ pub fn render_png(fig: &Figure, canvas: &Canvas) -> Result<Vec<u8>> {
         fontdb: Arc::clone(fonts),
         ..usvg::Options::default()
     };
-    let tree = usvg::Tree::from_str(&svg::render_svg(fig, canvas), &options)
+    let tree = usvg::Tree::from_str(svg, &options)
         .context("rendering the figure: the generated SVG did not parse")?;
     let scale = (canvas.dpi / 96.0) as f32;
     let size = tree.size().to_int_size().scale_by(scale).with_context(|| {

@@ -4,10 +4,12 @@
 //! # Pooling rule
 //!
 //! Rows are pooled into one point only when they are repeats of the same thing: seeds and mask
-//! samples. Rows of one series (or one unpruned reference) that differ in a *design column* (a
+//! samples. Rows of one series at one x (or of one unpruned reference) that differ in a *design
+//! column* (a
 //! setting, see [`super::table::is_setting`], or `experiment`, `task`, `layer`, `method`,
 //! `reweight`) are refused by [`check_pooling`], naming the column and its values, unless the
-//! column is in [`Query::average_over`]. Filtering a column to one value, or splitting series by
+//! column is in [`Query::average_over`]. Points at different x may differ (so x can itself be a
+//! setting, e.g. `--x input_dim`, with the settings tied to it such as `train_steps`). Filtering a column to one value, or splitting series by
 //! it, removes the difference.
 use super::table::{Row, Table};
 use anyhow::{bail, Context, Result};
@@ -263,19 +265,27 @@ pub fn check_pooling(
         .into_iter()
         .filter(|c| !by.contains(c) && !average_over.contains(c))
         .collect();
+    // A series' rows are pooled per x; an unpruned reference pools over every x.
+    let key_of = |o: &Obs| {
+        let mut key = group_key(o, by);
+        if o.unpruned.is_none() {
+            key.push(("x".to_string(), o.x.to_bits().to_string()));
+        }
+        key
+    };
     let mut first: HashMap<Vec<(String, String)>, &Row> = HashMap::new();
     // Series rows first: their difference is the one worth naming.
     let (pruned, unpruned): (Vec<&Obs>, Vec<&Obs>) = obs.iter().partition(|o| o.unpruned.is_none());
     for o in pruned.into_iter().chain(unpruned) {
-        let key = group_key(o, by);
+        let key = key_of(o);
         let seen = *first.entry(key.clone()).or_insert(o.row);
         let differs = |c: &&String| {
             seen.get(c) != o.row.get(c)
                 && !(o.unpruned.is_some() && DESIGN[..2].contains(&c.as_str()))
         };
         if let Some(column) = free.iter().find(differs) {
-            let group: Vec<&Row> =
-                obs.iter().filter(|p| group_key(p, by) == key).map(|p| p.row).collect();
+            let group: Vec<&Row> = obs.iter().filter(|p| key_of(p) == key).map(|p| p.row).collect();
+            let key: Vec<(String, String)> = key.into_iter().filter(|(c, _)| c != "x").collect();
             bail!(pooling_message(column, &group, &key));
         }
     }

@@ -27,14 +27,10 @@ pub fn closed_form(
 }
 
 /// Eq. 5 ε = v*²[kn(1−1/Z)²/6 + (M−kn)/6] for the rows not reweighted and eq. 6 ε = (M−kn)v*²/6
-/// for the reweighted ones, at every whole kn ≤ M within the x range.
+/// for the reweighted ones: over kn with `--x keep_nodes` (every whole kn ≤ M within the x
+/// range), or, with any other x (e.g. input_dim), as horizontal lines at the rows' one kn.
 fn theorem1(table: &Table, obs: &[Obs], query: &Query) -> Result<Vec<Curve>> {
     let what = "--closed-form theorem1";
-    ensure!(
-        query.x == "keep_nodes" && query.x_scale == 1.0,
-        "{what} needs --x keep_nodes (kept hidden units), not {}",
-        query.x
-    );
     ensure!(
         query.y.starts_with("ge_") && query.y_scale == 1.0,
         "{what} needs a generalisation error on the y axis (ge_empirical, ge_theory), not {}",
@@ -51,22 +47,50 @@ fn theorem1(table: &Table, obs: &[Obs], query: &Query) -> Result<Vec<Curve>> {
     let whole = |v: f64| v >= 1.0 && v.fract() == 0.0;
     ensure!(whole(m) && whole(k) && (k % m) == 0.0, "{what}: K = {k} is not a multiple of M = {m}");
     let (m, z) = (m as usize, (k / m) as usize);
-    let xs = pruned.iter().map(|o| o.x);
-    let lo = xs.clone().fold(f64::INFINITY, f64::min).max(0.0).ceil() as usize;
-    let hi = xs.fold(0.0, f64::max).min(m as f64).floor() as usize;
-    ensure!(lo <= hi, "{what}: no kept-unit count kn ≤ M = {m} among the rows");
+    let points = kn_points(&pruned, query, m, what)?;
+    let line = |f: &dyn Fn(usize) -> f64| points.iter().map(|&(x, kn)| (x, f(kn))).collect();
     let reweight = |v: &str| pruned.iter().any(|o| o.row.get("reweight").eq_ignore_ascii_case(v));
     let mut curves = Vec::new();
     if reweight("false") || !table.has("reweight") {
-        let points = (lo..=hi).map(|kn| (kn as f64, theorem1_dpp_node(m, z, v_star, kn))).collect();
+        let points = line(&|kn| theorem1_dpp_node(m, z, v_star, kn));
         curves.push(Curve { label: "Theorem 1 (eq. 5)".into(), points, dash: 0 });
     }
     if reweight("true") {
-        let points =
-            (lo..=hi).map(|kn| (kn as f64, theorem1_dpp_node_reweighted(m, v_star, kn))).collect();
+        let points = line(&|kn| theorem1_dpp_node_reweighted(m, v_star, kn));
         curves.push(Curve { label: "Theorem 1 reweighted (eq. 6)".into(), points, dash: 1 });
     }
     Ok(curves)
+}
+
+/// Where theorem 1's lines are drawn, as (x, kn): each whole kn ≤ M in the x range when x is
+/// keep_nodes, else the ends of the x range at the one kn of the pruned rows.
+fn kn_points(pruned: &[&Obs], query: &Query, m: usize, what: &str) -> Result<Vec<(f64, usize)>> {
+    let xs = pruned.iter().map(|o| o.x);
+    let (x_lo, x_hi) =
+        xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+    if query.x == "keep_nodes" {
+        ensure!(query.x_scale == 1.0, "{what} needs keep_nodes unscaled (--no-percent)");
+        let lo = x_lo.max(0.0).ceil() as usize;
+        let hi = x_hi.min(m as f64).floor() as usize;
+        ensure!(lo <= hi, "{what}: no kept-unit count kn ≤ M = {m} among the rows");
+        return Ok((lo..=hi).map(|kn| (kn as f64, kn)).collect());
+    }
+    let mut kns: Vec<&str> = pruned.iter().map(|o| o.row.get("keep_nodes")).collect();
+    kns.sort_unstable();
+    kns.dedup();
+    let kn = match kns.as_slice() {
+        [one] => one.parse::<usize>().ok().filter(|kn| (1..=m).contains(kn)),
+        _ => bail!(
+            "{what} with --x {}: the rows keep {} units; select one kn with --where keep_nodes=…",
+            query.x,
+            kns.join(", ")
+        ),
+    };
+    let Some(kn) = kn else {
+        bail!("{what}: the rows keep {} units, not a count from 1 to M = {m}", kns.join(", "))
+    };
+    ensure!(x_lo.is_finite(), "{what}: no pruned rows to draw beside");
+    Ok(vec![(x_lo, kn), (x_hi, kn)])
 }
 
 /// The one value of setting `column` among `obs`, or an error saying it is missing or varies.

@@ -24,8 +24,8 @@
 //!   Solla's (4/π²)·asin(Λ₀/√(Λ₁Λ₂))/√Λ₄.
 use super::ge;
 use super::order_params::OrderParams;
+use crate::data::teacher::{seeded_student, seeded_teacher};
 use crate::model::two_layer::TwoLayer;
-use crate::seed;
 use anyhow::{ensure, Result};
 use std::f64::consts::FRAC_2_PI;
 
@@ -165,19 +165,19 @@ fn second_order(cov: &[f64], p: usize, a: &[f64], i: usize, k: usize) -> (f64, f
     (j2, j2 * FRAC_2_PI * sum)
 }
 
-/// The initial student and teacher of a teacher-student run with `seed`, drawn exactly as the
-/// run draws them (`experiment::task::teacher_student`), so a simulation and its ODE share a start.
+/// The initial student and teacher of a teacher-student run with `seed`, drawn by the functions
+/// the run itself uses (`data::teacher::{seeded_student, seeded_teacher}`), so a simulation and
+/// its ODE share a start; `normalize_teacher` as the config's key.
 pub fn seeded_networks(
     input_dim: usize,
     k: usize,
     m: usize,
     v_star: f64,
     seed: u64,
+    normalize_teacher: bool,
 ) -> (TwoLayer, TwoLayer) {
-    let teacher =
-        TwoLayer::gaussian(input_dim, m, Some(v_star as f32), &mut seed::rng(seed, "teacher"));
-    let student = TwoLayer::gaussian(input_dim, k, None, &mut seed::rng(seed, "student"));
-    (student, teacher)
+    let teacher = seeded_teacher(input_dim, m, v_star, normalize_teacher, seed);
+    (seeded_student(input_dim, k, seed), teacher)
 }
 
 /// The ODE and initial state of `student` learning `teacher` at learning rate `lr`, noise σ.
@@ -207,6 +207,7 @@ pub fn from_networks(
 mod tests {
     use super::super::{linalg, rk45};
     use super::*;
+    use crate::seed;
     use rand::Rng;
     use rand_distr::StandardNormal;
 
@@ -294,7 +295,7 @@ mod tests {
     #[test]
     fn derivatives_match_monte_carlo_averages_of_the_update() {
         // A generic state: a seed's random networks with the student pulled towards the teacher.
-        let (mut student, teacher) = seeded_networks(40, 3, 2, 1.5, 11);
+        let (mut student, teacher) = seeded_networks(40, 3, 2, 1.5, 11, false);
         for x in 0..student.w.len() {
             student.w[x] = 0.6 * student.w[x] + 0.8 * teacher.w[x % (2 * 40)];
         }
@@ -315,7 +316,7 @@ mod tests {
 
     #[test]
     fn adaptive_and_fixed_step_integrators_agree_for_one_unit() {
-        let (student, teacher) = seeded_networks(100, 1, 1, 1.0, 5);
+        let (student, teacher) = seeded_networks(100, 1, 1, 1.0, 5, false);
         let (ode, y0) = from_networks(&student, &teacher, 0.5, 0.1).unwrap();
         let f = |y: &[f64], d: &mut [f64]| ode.derivative(y, d);
         // The student first crosses a plateau (v changes sign), then converges.
@@ -330,7 +331,7 @@ mod tests {
 
     #[test]
     fn q_stays_positive_semidefinite_along_a_trajectory() {
-        let (student, teacher) = seeded_networks(200, 4, 2, 2.0, 8);
+        let (student, teacher) = seeded_networks(200, 4, 2, 2.0, 8, false);
         let (ode, y0) = from_networks(&student, &teacher, 0.8, 0.5).unwrap();
         let outputs: Vec<f64> = (0..=60).map(|i| 10f64.powf(-2.0 + i as f64 / 15.0)).collect();
         let traj = rk45::integrate(|y, d| ode.derivative(y, d), &y0, &outputs, Default::default())

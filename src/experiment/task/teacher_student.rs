@@ -2,7 +2,7 @@
 //! it, then prune its hidden layer by every configured method, budget and reweighting choice with
 //! the exact statistics of its Gaussian inputs.
 use super::{base_row, engine_for, progress_bar, pruned_row, unpruned_row, Context, Params};
-use crate::data::teacher::TeacherStream;
+use crate::data::teacher::{seeded_student, seeded_teacher, TeacherStream};
 use crate::evaluate::{ge_theory, TestSet};
 use crate::experiment::names;
 use crate::experiment::plan::{Run, StudentPrune, TeacherStudentRun};
@@ -18,12 +18,8 @@ use anyhow::{Context as _, Result};
 /// Trains a student on its teacher, records the unpruned network and every pruned one.
 pub fn execute(run: &Run, ts: &TeacherStudentRun, ctx: &Context) -> Result<Vec<ResultRow>> {
     let started = std::time::Instant::now();
-    let teacher = TwoLayer::gaussian(
-        ts.input_dim,
-        ts.teacher_hidden,
-        Some(ts.v_star as f32),
-        &mut seed::rng(run.seed, "teacher"),
-    );
+    let teacher =
+        seeded_teacher(ts.input_dim, ts.teacher_hidden, ts.v_star, ts.normalize_teacher, run.seed);
     let student = train(run, ts, &teacher, ctx)?;
     let models = ctx.dir.join(names::MODELS).join(&run.id);
     std::fs::create_dir_all(&models)
@@ -51,12 +47,7 @@ pub fn execute(run: &Run, ts: &TeacherStudentRun, ctx: &Context) -> Result<Vec<R
 
 /// The student after `ts.train_steps` online SGD steps.
 fn train(run: &Run, ts: &TeacherStudentRun, teacher: &TwoLayer, ctx: &Context) -> Result<TwoLayer> {
-    let mut student = TwoLayer::gaussian(
-        ts.input_dim,
-        ts.student_hidden,
-        None,
-        &mut seed::rng(run.seed, "student"),
-    );
+    let mut student = seeded_student(ts.input_dim, ts.student_hidden, run.seed);
     let mut stream = TeacherStream::new(teacher, ts.noise_std as f32, seed::rng(run.seed, "train"));
     let engine = engine_for(ts.engine, ctx.device)?;
     let bar = progress_bar(ctx.progress, ts.train_steps, "steps", &ctx.label);

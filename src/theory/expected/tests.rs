@@ -125,3 +125,58 @@ fn random_edge_second_order_matches_exhaustive_enumeration() {
         );
     }
 }
+
+#[test]
+fn dpp_inclusion_matches_the_sampler_that_pruning_uses() {
+    let (k, kn) = (6, 2);
+    let s = student(40, k, 2, 4);
+    let joint = dpp_inclusion(&s.net.op.q, k, kn).unwrap();
+    let marginal: Vec<f64> = (0..k).map(|i| joint[i * k + i]).collect();
+    assert!((marginal.iter().sum::<f64>() - kn as f64).abs() < 1e-12, "{marginal:?}");
+    for i in 0..k {
+        let row: f64 = joint[i * k..(i + 1) * k].iter().sum();
+        assert!((row - kn as f64 * marginal[i]).abs() < 1e-12, "row {i}: {row}");
+        for j in 0..k {
+            assert!((joint[i * k + j] - joint[j * k + i]).abs() < 1e-15);
+        }
+    }
+    // Units 0 and 2 copy the same teacher unit, 0 and 1 different ones: the DPP avoids the first.
+    assert!(joint[2] < 0.7 * joint[1], "{joint:?}");
+    // The sampler dpp_node draws from: linear kernel L = W Wᵀ of the same weights.
+    let w = tch::Tensor::from_slice(&s.w).view([k as i64, 40]);
+    let kernel = crate::prune::dpp::kernel::node_kernel(
+        &w,
+        &crate::prune::dpp::kernel::InputMoments::Identity(40),
+        crate::prune::dpp::kernel::KernelKind::Linear,
+    );
+    let dpp = crate::prune::dpp::kernel::decompose(&kernel).unwrap();
+    let mut rng = crate::seed::rng(9, "inclusion-test");
+    let draws = 40_000;
+    let mut counts = vec![0.0; k * k];
+    for _ in 0..draws {
+        let set = dpp.sample(kn, &mut rng).unwrap();
+        for &i in &set {
+            for &j in &set {
+                counts[i * k + j] += 1.0;
+            }
+        }
+    }
+    for (x, (&p, &c)) in joint.iter().zip(&counts).enumerate() {
+        let freq = c / draws as f64;
+        let se = (p * (1.0 - p) / draws as f64).sqrt();
+        assert!((freq - p).abs() <= 4.0 * se + 1e-9, "entry {x}: sampled {freq} vs exact {p}");
+    }
+}
+
+#[test]
+fn dpp_inclusion_refuses_rank_deficient_kernels_and_bad_sizes() {
+    // Rank 1: no two items together.
+    let l = [1.0, 1.0, 1.0, 1.0];
+    assert!(dpp_inclusion(&l, 2, 2).unwrap_err().to_string().contains("rank"));
+    assert!(dpp_inclusion(&l, 2, 3).is_err());
+    assert!(dpp_inclusion(&l, 3, 1).is_err());
+    // Uniform for the identity: P(i ∈ S) = kn/K, P(i, k ∈ S) = kn(kn−1)/(K(K−1)).
+    let eye: Vec<f64> = (0..16).map(|x| if x % 5 == 0 { 1.0 } else { 0.0 }).collect();
+    let joint = dpp_inclusion(&eye, 4, 2).unwrap();
+    assert!((joint[0] - 0.5).abs() < 1e-12 && (joint[1] - 1.0 / 6.0).abs() < 1e-12);
+}
