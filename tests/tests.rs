@@ -1,6 +1,7 @@
 //! Integration tests: one binary (libtorch is linked once). Each module covers one area.
 mod cli_run;
 mod common;
+mod expected_vs_masks;
 mod hostile;
 mod mlp;
 mod model_formats;

@@ -4,6 +4,7 @@
 //! for a model file (`prunelab prune`, `eval`).
 pub mod cost;
 pub mod manifest;
+pub mod masks_file;
 pub mod merge;
 pub mod plan;
 pub mod record;
