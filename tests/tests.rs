@@ -2,6 +2,7 @@
 mod cli_run;
 mod common;
 mod dynamics;
+mod expected_vs_masks;
 mod hostile;
 mod mlp;
 mod model_formats;

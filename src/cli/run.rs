@@ -119,7 +119,7 @@ pub fn run(args: Args, quiet: bool) -> Result<Status> {
             );
         }
         let rows = current_rows(read_rows(&outcome.dir.join(names::RESULTS))?);
-        let summary = summary::summarize(&rows);
+        let summary = summary::summarize(&rows).with_blocks(&outcome.dir, &rows);
         if args.json {
             println!("{}", serde_json::to_string(&summary)?);
         } else {

@@ -6,13 +6,13 @@ use super::Status;
 use crate::evaluate::ge_theory;
 use crate::model::io::load_two_layer;
 use crate::prune::budget::edges_for_nodes;
-use crate::theory::expected::{self, Student};
 use crate::theory::report;
 use crate::theory::theorems::{self, Ideal};
 use crate::theory::{ge, order_params::OrderParams};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
+mod expected_cmd;
 mod ode;
 
 /// Closed-form generalisation errors and order parameters.
@@ -174,7 +174,7 @@ pub fn run(args: Args) -> Result<Status> {
             theorem4(net.m, net.k, n, net.v_star, &kn, &c, json)
         }
         Command::Expected { folder, nodes, reweight, json } => {
-            expected_errors(&folder, &nodes, reweight, json)
+            expected_cmd::run(&folder, &nodes, reweight, json)
         }
         Command::OrderParams { folder, student, teacher, json } => {
             let (student, teacher) = match folder {
@@ -360,56 +360,6 @@ fn theorem4(
         println!("{value}");
     } else {
         print!("{}", report::theorem4(&ideal, &rows));
-    }
-    Ok(Status::Ok)
-}
-
-fn expected_errors(folder: &Path, nodes: &[usize], reweight: bool, json: bool) -> Result<Status> {
-    let student = load_two_layer(&folder.join("student.safetensors"))?;
-    let teacher = load_two_layer(&folder.join("teacher.safetensors"))?;
-    let s = Student::from_two_layer(&student, &teacher)?;
-    let (k, n) = (student.hidden, student.input_dim);
-    anyhow::ensure!(
-        k <= expected::MAX_ENUMERATED_UNITS,
-        "the student has K = {k} hidden units; exact node expectations enumerate all subsets and are limited to K ≤ {}",
-        expected::MAX_ENUMERATED_UNITS
-    );
-    let nodes: Vec<usize> = if nodes.is_empty() { (1..k.max(2)).collect() } else { nodes.to_vec() };
-    if let Some(bad) = nodes.iter().find(|&&x| !(1..=k).contains(&x)) {
-        anyhow::bail!("--nodes: {bad} is outside 1..={k}");
-    }
-    let unpruned = ge::generalisation_error(&s.net.op, &s.net.v, &s.net.v_star);
-    anyhow::ensure!(
-        unpruned.is_finite(),
-        "the order parameters overflow: the weights are too large"
-    );
-    let mut rows = vec![];
-    for &kn in &nodes {
-        let ke = edges_for_nodes(kn, n, k, 1);
-        let c = ke as f64 / n as f64;
-        let node = expected::node_pruning(&s.net, kn, reweight)?;
-        let imp_rw = if reweight { Some(expected::importance_edge(&s, ke, true)?) } else { None };
-        rows.push(serde_json::json!({
-            "kn": kn, "ke": ke, "c": c,
-            "random_node": node.random, "dpp_node": node.dpp, "importance_node": node.importance,
-            "random_edge": expected::random_edge(&s, ke)?,
-            "random_edge_limit": expected::random_edge_limit(&s.net, c),
-            "importance_edge": expected::importance_edge(&s, ke, false)?,
-            "random_node_reweighted": node.random_reweighted, "dpp_node_reweighted": node.dpp_reweighted,
-            "importance_node_reweighted": node.importance_reweighted,
-            "random_edge_reweighted_limit": reweight.then(|| expected::random_edge_reweighted_limit(&s.net, c)),
-            "importance_edge_reweighted": imp_rw,
-        }));
-    }
-    if json {
-        let value = serde_json::json!({"K": k, "M": teacher.hidden, "N": n, "unpruned": unpruned, "rows": rows});
-        println!("{value}");
-    } else {
-        println!(
-            "exact expected ε, N = {n}, K = {k}, M = {}; unpruned ε = {unpruned:.4}",
-            teacher.hidden
-        );
-        print!("{}", report::expected(&rows, reweight));
     }
     Ok(Status::Ok)
 }

@@ -5,6 +5,7 @@
 pub mod agreement;
 pub mod cost;
 pub mod manifest;
+pub mod masks_file;
 pub mod merge;
 pub mod plan;
 pub mod record;

@@ -28,6 +28,11 @@ pub struct ResultRow {
     pub test_error: Option<f64>,
     pub ge_empirical: Option<f64>,
     pub ge_theory: Option<f64>,
+    /// The exact expectation of `ge_theory` over the row's mask distribution (teacher-student
+    /// pruned rows with an exact value; see docs/outputs.md). Files written before this column
+    /// existed read with it empty.
+    #[serde(default)]
+    pub ge_expected: Option<f64>,
     pub wall_ms: Option<f64>,
     pub device: String,
     /// `ok`, or `failed` with the reason in `error`.
@@ -101,7 +106,7 @@ pub enum RunStatus {
 }
 
 /// The column names, in order.
-pub const COLUMNS: [&str; 24] = [
+pub const COLUMNS: [&str; 25] = [
     "experiment",
     "run_id",
     "task",
@@ -119,6 +124,7 @@ pub const COLUMNS: [&str; 24] = [
     "test_error",
     "ge_empirical",
     "ge_theory",
+    "ge_expected",
     "wall_ms",
     "device",
     "status",
@@ -127,6 +133,14 @@ pub const COLUMNS: [&str; 24] = [
     "epoch",
     "train_loss",
 ];
+
+/// The column added last; results files written before it lack it and are read with it empty.
+const ADDED: &str = "ge_expected";
+
+/// The fixed columns of a results file written before [`ADDED`] existed.
+fn legacy_columns() -> Vec<&'static str> {
+    COLUMNS.iter().copied().filter(|c| *c != ADDED).collect()
+}
 
 /// The header of a results.csv: the fixed [`COLUMNS`], then one column per setting of the
 /// experiment's runs (every sweep axis and every resolved fixed setting, e.g. `input_dim`,
@@ -187,6 +201,12 @@ impl ResultsFile {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let keep = complete_len(&bytes, committed);
         let (columns, rows) = parse_rows(path, &bytes[..keep])?;
+        if !has_all_columns(&bytes) {
+            bail!(
+                "{} was written by an older prunelab (it has no `{ADDED}` column): read it with `prunelab plot`/`merge`, but run into another --out",
+                path.display()
+            );
+        }
         if columns != settings {
             bail!(
                 "{} has the setting columns {columns:?}, this experiment {settings:?}: choose another --out",
@@ -305,21 +325,24 @@ fn parse_rows(path: &Path, bytes: &[u8]) -> Result<(Vec<String>, Vec<ResultRow>)
     }
     let mut reader = csv::Reader::from_reader(bytes);
     let header = reader.headers().with_context(|| format!("reading {}", path.display()))?.clone();
-    if header.len() < COLUMNS.len() || header.iter().take(COLUMNS.len()).ne(COLUMNS) {
+    let legacy = legacy_columns();
+    let fixed_columns: Vec<&str> = if header.iter().take(COLUMNS.len()).eq(COLUMNS) {
+        COLUMNS.to_vec()
+    } else if header.iter().take(legacy.len()).eq(legacy.iter().copied()) {
+        legacy
+    } else {
         bail!("{} exists but is not a prunelab results file (its header differs)", path.display());
-    }
-    let fixed = csv::StringRecord::from(COLUMNS.to_vec());
-    let settings: Vec<String> = header.iter().skip(COLUMNS.len()).map(str::to_string).collect();
+    };
+    let n = fixed_columns.len();
+    let fixed = csv::StringRecord::from(fixed_columns);
+    let settings: Vec<String> = header.iter().skip(n).map(str::to_string).collect();
     let rows = reader
         .records()
         .map(|record| -> Result<ResultRow> {
             let record = record?;
-            let row: ResultRow = record
-                .iter()
-                .take(COLUMNS.len())
-                .collect::<csv::StringRecord>()
-                .deserialize(Some(&fixed))?;
-            let setting_values = record.iter().skip(COLUMNS.len()).map(str::to_string).collect();
+            let row: ResultRow =
+                record.iter().take(n).collect::<csv::StringRecord>().deserialize(Some(&fixed))?;
+            let setting_values = record.iter().skip(n).map(str::to_string).collect();
             Ok(ResultRow { setting_values, ..row })
         })
         .enumerate()
@@ -328,6 +351,12 @@ fn parse_rows(path: &Path, bytes: &[u8]) -> Result<(Vec<String>, Vec<ResultRow>)
         })
         .collect::<Result<_>>()?;
     Ok((settings, rows))
+}
+
+/// Whether a results file's header has every fixed column (not that of an older prunelab).
+fn has_all_columns(bytes: &[u8]) -> bool {
+    let mut reader = csv::Reader::from_reader(bytes);
+    reader.headers().is_ok_and(|h| h.iter().take(COLUMNS.len()).eq(COLUMNS))
 }
 
 /// Reads a results.csv.
@@ -473,6 +502,40 @@ mod tests {
         let err = ResultsFile::open(&path, None, &[]).err().unwrap().to_string();
         assert!(err.contains("not a prunelab results file"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn files_without_ge_expected_read_with_it_empty_but_are_not_appended_to() {
+        let dir = std::env::temp_dir().join(format!("prunelab-legacy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(crate::experiment::names::RESULTS);
+        let mut header: Vec<String> = legacy_columns().iter().map(|c| c.to_string()).collect();
+        header.push("noise_std".into());
+        let mut fields = vec![""; header.len()];
+        let set = |fields: &mut Vec<&str>, column: &str, value: &'static str| {
+            fields[header.iter().position(|c| c == column).unwrap()] = value;
+        };
+        for (column, value) in [
+            ("experiment", "e"),
+            ("run_id", "a"),
+            ("task", "teacher_student"),
+            ("seed", "1"),
+            ("method", "dpp_node"),
+            ("ge_theory", "0.5"),
+            ("status", "ok"),
+            ("noise_std", "0.25"),
+        ] {
+            set(&mut fields, column, value);
+        }
+        std::fs::write(&path, format!("{}\n{}\n", header.join(","), fields.join(","))).unwrap();
+        let rows = read_rows(&path).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].ge_theory, rows[0].ge_expected), (Some(0.5), None));
+        assert_eq!(rows[0].setting_values, ["0.25"]);
+        let settings = ["noise_std".to_string()];
+        let err = ResultsFile::open(&path, None, &settings).err().unwrap().to_string();
+        assert!(err.contains("older prunelab"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

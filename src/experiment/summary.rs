@@ -1,10 +1,16 @@
 //! What a finished experiment found, for the screen (and `--json`): each run's unpruned error,
 //! and for pruning sweeps a method × budget table of means ± standard deviations, one table per
 //! combination of the settings that vary between runs.
+use super::masks_file::{self, MaskRecord};
+use super::names;
+use super::plan::TaskKind;
 use super::record::{ResultRow, RowKind, RunStatus};
+use crate::prune::{Mask, Method};
+use crate::theory::blocks::{one_per_block, uniform_probability};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
 
 /// One unpruned network.
 #[derive(Clone, Debug, Serialize)]
@@ -43,6 +49,72 @@ pub struct Summary {
     pub runs: Vec<RunLine>,
     pub failed: usize,
     pub tables: Vec<Table>,
+    /// Teacher-student runs with DPP node masks: how often they keep one unit per teacher block
+    /// (filled by [`Summary::with_blocks`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub one_per_block: Vec<BlockLine>,
+}
+
+/// How often the DPP node masks of one run at one budget keep one unit per teacher block
+/// (`theory::blocks`), against the exact probability under uniform selection.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlockLine {
+    pub run_id: String,
+    pub settings: String,
+    pub kn: usize,
+    pub masks: usize,
+    pub one_per_block: usize,
+    pub uniform: Option<f64>,
+}
+
+impl Summary {
+    /// Adds the block counts of the DPP node masks recorded under `dir`/models (runs without a
+    /// masks file are left out).
+    pub fn with_blocks(mut self, dir: &Path, rows: &[ResultRow]) -> Self {
+        let mut seen = std::collections::BTreeSet::new();
+        for row in rows.iter().filter(|r| r.method == RowKind::Pruned(Method::DppNode)) {
+            if row.task != TaskKind::TeacherStudent || !seen.insert(row.run_id.clone()) {
+                continue;
+            }
+            let path = dir.join(names::MODELS).join(&row.run_id).join(masks_file::FILE);
+            match MaskRecord::read(&path) {
+                Ok(record) => self.one_per_block.extend(block_lines(&record, row)),
+                Err(e) => tracing::debug!("no block counts for run {}: {e:#}", row.run_id),
+            }
+        }
+        self
+    }
+}
+
+/// The block lines of one run's masks file.
+fn block_lines(record: &MaskRecord, row: &ResultRow) -> Vec<BlockLine> {
+    let Some((blocks, m)) = &record.teacher_block else { return Vec::new() };
+    let prefix = format!("{}/", Method::DppNode);
+    let mut lines: Vec<BlockLine> = record
+        .masks
+        .iter()
+        .filter(|(name, _)| name.starts_with(&prefix))
+        .filter_map(|(_, masks)| {
+            let kept: Vec<&Vec<usize>> = masks
+                .iter()
+                .filter_map(|mask| match mask {
+                    Mask::Nodes(units) => Some(units),
+                    Mask::Edges(_) => None,
+                })
+                .collect();
+            let kn = kept.first()?.len();
+            Some(BlockLine {
+                run_id: row.run_id.clone(),
+                settings: row.settings.clone(),
+                kn,
+                masks: kept.len(),
+                one_per_block: kept.iter().filter(|s| one_per_block(s, blocks, *m)).count(),
+                uniform: uniform_probability(blocks, *m, kn),
+            })
+        })
+        .collect();
+    lines.sort_by_key(|l| l.kn);
+    lines
 }
 
 /// Summarises the current rows of an output folder.
@@ -66,7 +138,7 @@ pub fn summarize(rows: &[ResultRow]) -> Summary {
         by_settings.entry(row.settings.clone()).or_default().push(row);
     }
     let tables = by_settings.into_iter().map(|(settings, rows)| table(settings, &rows)).collect();
-    Summary { runs, failed, tables }
+    Summary { runs, failed, tables, one_per_block: Vec::new() }
 }
 
 fn is_node(row: &ResultRow) -> bool {
@@ -154,8 +226,33 @@ impl std::fmt::Display for Summary {
         for table in &self.tables {
             write_table(f, table)?;
         }
-        Ok(())
+        write_blocks(f, &self.one_per_block)
     }
+}
+
+/// One line per run: the share of DPP node masks keeping one unit per teacher block, per kn.
+fn write_blocks(f: &mut std::fmt::Formatter<'_>, lines: &[BlockLine]) -> std::fmt::Result {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    writeln!(f, "  DPP node masks keeping one unit per teacher block (uniform selection: exact)")?;
+    let mut runs: Vec<&str> = lines.iter().map(|l| l.run_id.as_str()).collect();
+    runs.dedup();
+    for run in runs {
+        let of_run: Vec<&BlockLine> = lines.iter().filter(|l| l.run_id == run).collect();
+        let settings = &of_run[0].settings;
+        let mut text = format!("    run {run}");
+        if !settings.is_empty() {
+            let _ = write!(text, " ({})", settings.replace(';', ", "));
+        }
+        for l in of_run {
+            let share = 100.0 * l.one_per_block as f64 / l.masks.max(1) as f64;
+            let uniform = l.uniform.map_or("-".into(), |u| format!("{:.1}%", 100.0 * u));
+            let _ = write!(text, "; kn={}: {share:.0}% of {} (uniform {uniform})", l.kn, l.masks);
+        }
+        writeln!(f, "{text}")?;
+    }
+    Ok(())
 }
 
 fn write_table(f: &mut std::fmt::Formatter<'_>, table: &Table) -> std::fmt::Result {

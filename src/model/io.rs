@@ -248,7 +248,7 @@ pub fn encode_tensors(
 /// `safetensors::serialize` with the metadata in sorted key order (the crate writes a HashMap in
 /// a random order): the tensors are serialised without metadata, then `__metadata__` is put at
 /// the head of the header, where the crate writes it, and the header padded again to 8 bytes.
-fn serialize_sorted<'a>(
+pub(crate) fn serialize_sorted<'a>(
     tensors: impl IntoIterator<Item = (&'a str, TensorView<'a>)>,
     metadata: &BTreeMap<String, String>,
 ) -> Result<Vec<u8>> {

@@ -254,9 +254,14 @@ impl<'a> LayerPruner<'a> {
         .with_context(|| format!("{} selection in layer `{}`", method.name(), self.name))
     }
 
+    /// The DPP kernel over units that `dpp_node` samples from ([H, H], f64, CPU).
+    pub fn node_kernel(&self) -> Tensor {
+        kernel::node_kernel(&self.layer.weight_cpu(), &self.stats.inputs, self.options.node_kernel)
+    }
+
     /// Importance of each unit: the L1 norm of its outgoing weights (|v_k| for a single output),
     /// or their signed sum (`importance: signed`, the reference's teacher-student ranking).
-    fn unit_scores(&self) -> Result<Vec<f64>> {
+    pub fn unit_scores(&self) -> Result<Vec<f64>> {
         let next = self.layer.next_weight.to_device(Device::Cpu).to_kind(Kind::Double);
         let scores = match self.options.importance {
             ImportanceVariant::Abs => next.abs().sum_dim_intlist(0, false, Kind::Double),
@@ -267,12 +272,7 @@ impl<'a> LayerPruner<'a> {
 
     fn node_dpp(&mut self) -> Result<&KDpp> {
         if self.node_dpp.is_none() {
-            let l = kernel::node_kernel(
-                &self.layer.weight_cpu(),
-                &self.stats.inputs,
-                self.options.node_kernel,
-            );
-            self.node_dpp = Some(kernel::decompose(&l)?);
+            self.node_dpp = Some(kernel::decompose(&self.node_kernel())?);
         }
         Ok(self.node_dpp.as_ref().expect("decomposed above"))
     }

@@ -186,38 +186,49 @@ pub struct NodeExpectation {
     pub importance_reweighted: Option<f64>,
 }
 
-/// Exact expectations of random, DPP and importance node pruning to `kn` units by enumeration.
+/// Exact expectations of random, DPP and importance node pruning to `kn` units by enumeration,
+/// with the k-DPP kernel L ∝ Q and importance ranking |v|.
 pub fn node_pruning(net: &Network, kn: usize, reweight: bool) -> Result<NodeExpectation> {
+    let scores: Vec<f64> = net.v.iter().map(|x| x.abs()).collect();
+    node_pruning_with(net, kn, reweight, &net.op.q, &scores)
+}
+
+/// [`node_pruning`] with the k-DPP's kernel `kernel` [K×K, row-major] (whatever kernel the sampler
+/// used: P(S) ∝ det(L_SS)) and importance keeping the kn largest `scores`.
+pub fn node_pruning_with(
+    net: &Network,
+    kn: usize,
+    reweight: bool,
+    kernel: &[f64],
+    scores: &[f64],
+) -> Result<NodeExpectation> {
     let k = net.op.k;
     ensure!(
         k <= MAX_ENUMERATED_UNITS,
         "exact node expectations enumerate all C(K, kn) subsets of units; K = {k} is above the limit of {MAX_ENUMERATED_UNITS}"
     );
     ensure!((1..=k).contains(&kn), "kn = {kn} kept units is outside 1..={k}");
+    ensure!(
+        kernel.len() == k * k && scores.len() == k,
+        "a node kernel [{k}×{k}] and {k} importance scores are needed"
+    );
     let terms = Terms::new(net);
     let plain = |s: &[usize]| terms.eps(s, &s.iter().map(|&i| net.v[i]).collect::<Vec<_>>());
     let divnet = |s: &[usize]| terms.eps(s, &terms.divnet(s, &net.v));
     // Sums: [ε, ε̂, det·ε, det·ε̂, det, Π diag], and the subset count.
     let mut sums = [0.0; 6];
     let mut count = 0.0;
-    let mut s: Vec<usize> = (0..kn).collect();
-    loop {
-        let (e, e_rw) = (plain(&s), if reweight { divnet(&s) } else { 0.0 });
-        let q_ss: Vec<f64> =
-            s.iter().flat_map(|&i| s.iter().map(move |&j| net.op.q(i, j))).collect();
-        let d = det(&q_ss, kn).max(0.0);
-        let diag: f64 = s.iter().map(|&i| net.op.q(i, i)).product();
+    for_each_subset(k, kn, |s| {
+        let (e, e_rw) = (plain(s), if reweight { divnet(s) } else { 0.0 });
+        let (d, diag) = subset_det(kernel, k, s);
         for (sum, x) in sums.iter_mut().zip([e, e_rw, d * e, d * e_rw, d, diag]) {
             *sum += x;
         }
         count += 1.0;
-        if !next_combination(&mut s, k) {
-            break;
-        }
-    }
-    // Hadamard: det Q_SS ≤ Π Q_ii, so this ratio measures the kernel's rank deficiency.
+    });
+    // Hadamard: det L_SS ≤ Π L_ii, so this ratio measures the kernel's rank deficiency.
     let dpp_exists = sums[4] > 1e-12 * sums[5];
-    let importance = top_k(&net.v.iter().map(|x| x.abs()).collect::<Vec<_>>(), kn);
+    let importance = top_k(scores, kn);
     Ok(NodeExpectation {
         kn,
         random: sums[0] / count,
@@ -227,6 +238,25 @@ pub fn node_pruning(net: &Network, kn: usize, reweight: bool) -> Result<NodeExpe
         dpp_reweighted: (reweight && dpp_exists).then(|| sums[3] / sums[4]),
         importance_reweighted: reweight.then(|| divnet(&importance)),
     })
+}
+
+/// det(L_SS) (clamped at 0) and Π_{i∈S} L_ii for a K×K `kernel`.
+pub(crate) fn subset_det(kernel: &[f64], k: usize, s: &[usize]) -> (f64, f64) {
+    let l_ss: Vec<f64> =
+        s.iter().flat_map(|&i| s.iter().map(move |&j| kernel[i * k + j])).collect();
+    let diag = s.iter().map(|&i| kernel[i * k + i]).product();
+    (det(&l_ss, s.len()).max(0.0), diag)
+}
+
+/// Calls `f` on every kn-subset of 0..k, in lexicographic order.
+pub(crate) fn for_each_subset(k: usize, kn: usize, mut f: impl FnMut(&[usize])) {
+    let mut s: Vec<usize> = (0..kn).collect();
+    loop {
+        f(&s);
+        if !next_combination(&mut s, k) {
+            break;
+        }
+    }
 }
 
 /// The joint inclusion probabilities P(i ∈ S and k ∈ S) of the k-DPP with kernel `l` (K×K,
@@ -249,22 +279,16 @@ pub fn dpp_inclusion(l: &[f64], k: usize, kn: usize) -> Result<Vec<f64>> {
     ensure!((1..=k).contains(&kn), "kn = {kn} kept units is outside 1..={k}");
     let mut joint = vec![0.0; k * k];
     let (mut total, mut largest) = (0.0, 0.0f64);
-    let mut s: Vec<usize> = (0..kn).collect();
-    loop {
-        let l_ss: Vec<f64> = s.iter().flat_map(|&i| s.iter().map(move |&j| l[i * k + j])).collect();
-        let d = det(&l_ss, kn).max(0.0);
-        let diag: f64 = s.iter().map(|&i| l[i * k + i]).product();
+    for_each_subset(k, kn, |s| {
+        let (d, diag) = subset_det(l, k, s);
         largest = largest.max(diag);
         total += d;
-        for &i in &s {
-            for &j in &s {
+        for &i in s {
+            for &j in s {
                 joint[i * k + j] += d;
             }
         }
-        if !next_combination(&mut s, k) {
-            break;
-        }
-    }
+    });
     // Hadamard: det L_S ≤ Π L_ii, so a total this small means rank L < kn.
     ensure!(
         total > 1e-12 * largest && total.is_finite(),
@@ -338,6 +362,16 @@ pub fn random_edge(student: &Student, ke: usize) -> Result<f64> {
     let p = if n > 1 { c * (ke as f64 - 1.0) / (n as f64 - 1.0) } else { c };
     Ok(random_edge_limit(&student.net, c)
         + second_order(student, c, MaskMoments { mean: c, pair: p }))
+}
+
+/// E ε of random edge pruning keeping each input independently with probability c = ke/N
+/// (`random: bernoulli`): the same expansion with E m_j m_l = c².
+pub fn random_edge_bernoulli(student: &Student, ke: usize) -> Result<f64> {
+    let n = student.n;
+    ensure!((1..=n).contains(&ke), "ke = {ke} kept inputs is outside 1..={n}");
+    let c = ke as f64 / n as f64;
+    Ok(random_edge_limit(&student.net, c)
+        + second_order(student, c, MaskMoments { mean: c, pair: c * c }))
 }
 
 /// ½ Σ_terms Σ_ab ∂²term/∂θ_a∂θ_b · Cov(θ_a, θ_b) over the asin terms of ε.

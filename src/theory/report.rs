@@ -173,6 +173,26 @@ pub fn expected(rows: &[serde_json::Value], reweight: bool) -> String {
         let head =
             "nodes:edges|random node|DIVNET|importance node|random edge (N→∞)|importance edge";
         out += &table(head, &body(&keys));
+        out += &divnet_vs_edge(rows);
     }
+    out += "one unit per teacher block (argmax_n |R_in|), exact probability:\n";
+    out +=
+        &table("nodes:edges|k-DPP|uniform", &body(&["one_per_block_dpp", "one_per_block_uniform"]));
     out
+}
+
+/// The appendix's claim, row by row: DIVNET (DPP node + reweighting) below reweighted random edge.
+fn divnet_vs_edge(rows: &[serde_json::Value]) -> String {
+    let verdicts: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let verdict = match r["divnet_beats_reweighted_random_edge"].as_bool() {
+                Some(true) => "holds",
+                Some(false) => "FAILS",
+                None => "n/a",
+            };
+            format!("{}:{} {verdict}", r["kn"], r["ke"])
+        })
+        .collect();
+    format!("DIVNET < reweighted random edge (N→∞): {}\n", verdicts.join(", "))
 }

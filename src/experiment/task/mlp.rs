@@ -3,6 +3,7 @@
 //! choice with Gram matrices of the training set, recording the pruned networks' test errors.
 use super::{base_row, progress_bar, pruned_row, unpruned_row, Context, Params};
 use crate::data::images::{self, Dataset};
+use crate::experiment::masks_file::{self, MaskRecord};
 use crate::experiment::names;
 use crate::experiment::plan::{LayerPrune, MlpRun, Run};
 use crate::experiment::record::{ResultRow, RowKind};
@@ -138,7 +139,9 @@ fn prune_layer(
     let rng_for = |method: crate::prune::Method, _: Option<&budget::Budget>| {
         seed::rng(run.seed, &format!("masks/{name}/{}", method.name()))
     };
+    let mut record = MaskRecord::new(&name, shape.hidden, shape.inputs);
     let each = |batch: Batch| -> Result<()> {
+        record.add(&batch);
         for (sample, pruned) in batch.layers.iter().enumerate() {
             let started = std::time::Instant::now();
             let achieved_fraction = pruned.weights_nonzero() as f64 / scope_total;
@@ -164,5 +167,6 @@ fn prune_layer(
             tracing::info!(method = m.name(), "pruned");
         });
     bar.finish_and_clear();
-    result
+    result?;
+    record.write(&ctx.dir.join(names::MODELS).join(&run.id).join(masks_file::FILE))
 }

@@ -2,6 +2,7 @@
 //! run's rows of results.csv. `runner` decides which runs execute and records their rows. The
 //! rows are built here, once, for every task; `model_file` is the pipeline of `prunelab prune` and
 //! `eval` on a model file.
+mod expectations;
 pub mod mlp;
 pub mod model_file;
 pub mod teacher_student;

@@ -1,9 +1,11 @@
 //! The teacher-student task (paper §3–5.1): train a student on its teacher by online SGD, evaluate
 //! it, then prune its hidden layer by every configured method, budget and reweighting choice with
 //! the exact statistics of its Gaussian inputs.
+use super::expectations::Expectations;
 use super::{base_row, engine_for, progress_bar, pruned_row, unpruned_row, Context, Params};
 use crate::data::teacher::{seeded_student, seeded_teacher, TeacherStream};
 use crate::evaluate::{ge_theory, TestSet};
+use crate::experiment::masks_file::{self, MaskRecord};
 use crate::experiment::names;
 use crate::experiment::plan::{Run, StudentPrune, TeacherStudentRun};
 use crate::experiment::record::{ResultRow, RowKind};
@@ -13,6 +15,8 @@ use crate::prune::layer::{Layer, LayerPruner};
 use crate::prune::stats::LayerStats;
 use crate::prune::sweep::{self, Batch, Streams};
 use crate::seed;
+use crate::theory::blocks::teacher_blocks;
+use crate::theory::order_params::OrderParams;
 use anyhow::{Context as _, Result};
 
 /// Trains a student on its teacher, records the unpruned network and every pruned one.
@@ -90,9 +94,15 @@ impl Evaluation {
         })
     }
 
-    /// The rows of one batch. Node-pruned students keep or zero whole rows of the base's first
-    /// layer (or, `as_coded`, keep them all), so their errors come from the base's activations.
-    fn pruned(&self, batch: &Batch, base_activations: &tch::Tensor) -> Result<Vec<ResultRow>> {
+    /// The rows of one batch, with the exact expectation of their ge_theory (`expected`).
+    /// Node-pruned students keep or zero whole rows of the base's first layer (or, `as_coded`,
+    /// keep them all), so their errors come from the base's activations.
+    fn pruned(
+        &self,
+        batch: &Batch,
+        base_activations: &tch::Tensor,
+        expected: Option<f64>,
+    ) -> Result<Vec<ResultRow>> {
         let nets: Vec<TwoLayer> = batch.layers.iter().map(Layer::to_two_layer).collect();
         let empirical = if batch.method.is_node() {
             let vs: Vec<Vec<f32>> = nets.iter().map(|net| net.v.clone()).collect();
@@ -108,6 +118,7 @@ impl Evaluation {
                 Ok(ResultRow {
                     ge_empirical: Some(ge_empirical),
                     ge_theory: Some(ge_theory(net, &self.teacher)?),
+                    ge_expected: expected,
                     ..pruned_row(&self.base, batch, sample, "w", shape, Self::params(net))
                 })
             })
@@ -131,6 +142,12 @@ fn prune_student(
     let layer = Layer::of_two_layer(&base);
     let stats = LayerStats::exact_gaussian(&layer.weight);
     let mut pruner = LayerPruner::new(&layer, &stats, prune.sweep.options, "w")?;
+    let reweight = prune.sweep.reweight.contains(&true);
+    let mut expectations =
+        Expectations::new(&base, &eval.teacher, &pruner, prune.sweep.options, reweight)?;
+    let mut record = MaskRecord::new("w", base.hidden, base.input_dim);
+    let blocks = teacher_blocks(&OrderParams::new(&base, &eval.teacher)?);
+    record.teacher_block = Some((blocks, eval.teacher.hidden));
     let budgets = budget::resolve(&prune.sweep.budget, layer.shape())?;
     let base_activations = eval.test.activations(&base);
     let bar = progress_bar(ctx.progress, prune.sweep.methods.len() as u64, "methods", &ctx.label);
@@ -139,7 +156,9 @@ fn prune_student(
         seed::rng(run.seed, &format!("masks/{}/{}/{}", method.name(), b.nodes, b.edges))
     };
     let each = |batch: Batch| -> Result<()> {
-        rows.extend(eval.pruned(&batch, &base_activations)?);
+        let expected = expectations.of(batch.method, batch.budget, batch.reweight);
+        record.add(&batch);
+        rows.extend(eval.pruned(&batch, &base_activations, expected)?);
         Ok(())
     };
     let result = sweep::run(
@@ -155,5 +174,6 @@ fn prune_student(
         },
     );
     bar.finish_and_clear();
-    result
+    result?;
+    record.write(&ctx.dir.join(names::MODELS).join(&run.id).join(masks_file::FILE))
 }

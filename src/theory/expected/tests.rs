@@ -180,3 +180,85 @@ fn dpp_inclusion_refuses_rank_deficient_kernels_and_bad_sizes() {
     let joint = dpp_inclusion(&eye, 4, 2).unwrap();
     assert!((joint[0] - 0.5).abs() < 1e-12 && (joint[1] - 1.0 / 6.0).abs() < 1e-12);
 }
+
+/// E ε over every pair of Bernoulli(c) masks of a K = 2 student, by enumeration of the 2^N
+/// masks of each unit with their probabilities.
+fn enumerate_bernoulli_edge(s: &Student, c: f64) -> f64 {
+    let n = s.n;
+    let prob = |bits: u32| {
+        c.powi(bits.count_ones() as i32) * (1.0 - c).powi(n as i32 - bits.count_ones() as i32)
+    };
+    let mut total = 0.0;
+    for a in 0u32..1 << n {
+        for b in 0u32..1 << n {
+            let w: Vec<f64> = (0..2 * n)
+                .map(|x| if [a, b][x / n] >> (x % n) & 1 == 1 { s.w[x] } else { 0.0 })
+                .collect();
+            let p = Student::new(n, w, s.w_star.clone(), s.net.v.clone(), s.net.v_star.clone())
+                .unwrap();
+            total += prob(a) * prob(b) * generalisation_error(&p.net.op, &p.net.v, &p.net.v_star);
+        }
+    }
+    total
+}
+
+#[test]
+fn bernoulli_random_edge_second_order_matches_exhaustive_enumeration() {
+    for (seed, ke) in [(5, 5), (6, 3), (7, 8)] {
+        let s = student(10, 2, 1, seed);
+        let exact = enumerate_bernoulli_edge(&s, ke as f64 / 10.0);
+        let limit = random_edge_limit(&s.net, ke as f64 / 10.0);
+        let approx = random_edge_bernoulli(&s, ke).unwrap();
+        assert!(
+            (approx - exact).abs() <= 0.25 * (limit - exact).abs() + 1e-12,
+            "ke = {ke}: exact {exact:.6}, second order {approx:.6}, limit {limit:.6}"
+        );
+        // Bernoulli masks fluctuate more than exact-ke ones: a larger correction.
+        let exact_ke = random_edge(&s, ke).unwrap();
+        assert!((approx - limit).abs() > (exact_ke - limit).abs(), "ke = {ke}");
+    }
+}
+
+/// A k-DPP with any kernel: the enumerated expectation equals the mean over masks drawn by the
+/// pruner's sampler, and importance follows the scores given.
+#[test]
+fn a_general_kernel_matches_its_sampler() {
+    use crate::prune::dpp::sampler::KDpp;
+    let s = student(40, 5, 2, 11);
+    let k = 5;
+    // An RBF-like kernel on the rows: not proportional to Q.
+    let kernel: Vec<f64> = (0..k * k)
+        .map(|x| {
+            let (i, j) = (x / k, x % k);
+            let d2 = s.net.op.q(i, i) + s.net.op.q(j, j) - 2.0 * s.net.op.q(i, j);
+            (-0.7 * d2).exp() + if i == j { 0.05 } else { 0.0 }
+        })
+        .collect();
+    let (values, vectors) = sym_eigen(&kernel, k);
+    let dpp = KDpp::new(k, values, vectors).unwrap();
+    let terms = Terms::new(&s.net);
+    let scores = [0.1, 0.5, 0.3, 0.9, 0.2];
+    let mut rng = crate::seed::rng(4, "kernel-test");
+    for kn in 1..=3 {
+        let exact = node_pruning_with(&s.net, kn, false, &kernel, &scores).unwrap();
+        let draws: Vec<f64> = (0..20_000)
+            .map(|_| {
+                let kept = dpp.sample(kn, &mut rng).unwrap();
+                terms.eps(&kept, &kept.iter().map(|&i| s.net.v[i]).collect::<Vec<_>>())
+            })
+            .collect();
+        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+        let sd =
+            (draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / draws.len() as f64).sqrt();
+        let dpp_exact = exact.dpp.unwrap();
+        assert!((mean - dpp_exact).abs() <= 4.0 * sd / (draws.len() as f64).sqrt(), "kn = {kn}");
+        let top: Vec<usize> = top_k(&scores, kn);
+        let expected_importance =
+            terms.eps(&top, &top.iter().map(|&i| s.net.v[i]).collect::<Vec<_>>());
+        assert_eq!(exact.importance, expected_importance);
+    }
+    // The kernel matters: L ∝ Q gives another expectation.
+    let q = node_pruning(&s.net, 2, false).unwrap().dpp.unwrap();
+    let l = node_pruning_with(&s.net, 2, false, &kernel, &scores).unwrap().dpp.unwrap();
+    assert!((q - l).abs() > 1e-6, "{q} vs {l}");
+}
