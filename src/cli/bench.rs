@@ -12,7 +12,7 @@ use tch::{Device, Kind, Tensor};
 /// Measure speed (online SGD in the paper setting, an MLP epoch, k-DPP sampling).
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  prunelab bench sgd\n  prunelab bench sgd --steps 100000 --tensor\n  prunelab bench mlp --threads 2\n  prunelab bench dpp --n 1000 --k 300"
+    after_help = "Examples:\n  prunelab bench sgd\n  prunelab bench sgd --steps 100000 --tensor\n  prunelab bench mlp --threads 2\n  prunelab bench mlp --threads 2 --finetune\n  prunelab bench dpp --n 1000 --k 300"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -40,6 +40,10 @@ enum What {
         threads: i32,
         #[arg(long, default_value_t = 2)]
         epochs: usize,
+        /// Then prune half of every hidden layer's weights (random masks) and time as many
+        /// fine-tuning epochs (the same SGD with the masks held, as `prune --finetune-epochs`).
+        #[arg(long)]
+        finetune: bool,
     },
     /// k-DPP sampling: one eigendecomposition of a random n×n RBF kernel, then timed samples.
     Dpp {
@@ -56,7 +60,7 @@ enum What {
 pub fn run(args: Args) -> Result<Status> {
     match args.what {
         What::Sgd { steps, tensor } => bench_sgd(steps, tensor),
-        What::Mlp { data, threads, epochs } => bench_mlp(data, threads, epochs),
+        What::Mlp { data, threads, epochs, finetune } => bench_mlp(data, threads, epochs, finetune),
         What::Dpp { n, k, samples } => bench_dpp(n, k, samples),
     }
 }
@@ -85,7 +89,12 @@ fn bench_sgd(steps: u64, tensor: bool) -> Result<Status> {
 }
 
 /// One epoch of the paper's MNIST MLP.
-fn bench_mlp(data: Option<std::path::PathBuf>, threads: i32, epochs: usize) -> Result<Status> {
+fn bench_mlp(
+    data: Option<std::path::PathBuf>,
+    threads: i32,
+    epochs: usize,
+    finetune: bool,
+) -> Result<Status> {
     anyhow::ensure!(threads >= 1 && epochs >= 1, "need at least one thread and one epoch");
     tch::set_num_threads(threads);
     let dir = data.unwrap_or_else(|| crate::data::dataset_dir::DEBIAN_FASHION_MNIST.into());
@@ -127,7 +136,38 @@ fn bench_mlp(data: Option<std::path::PathBuf>, threads: i32, epochs: usize) -> R
     for r in &reports {
         println!("MLP 784-500-500-10 sigmoid, batch 100, {threads} thread(s), {what}: epoch {} in {:.2} s", r.epoch, r.seconds);
     }
+    if finetune {
+        for r in bench_finetune(&mut mlp, (&x, &y), (&test.0, &test.1), &sgd)? {
+            println!("the same, half of each hidden layer's weights masked: fine-tuning epoch {} in {:.2} s", r.epoch, r.seconds);
+        }
+    }
     Ok(Status::Ok)
+}
+
+/// Masks half of every hidden layer's incoming weights at random and fine-tunes with them held.
+fn bench_finetune(
+    mlp: &mut crate::model::mlp::Mlp,
+    train: (&Tensor, &Tensor),
+    test: (&Tensor, &Tensor),
+    sgd: &crate::train::minibatch::Sgd,
+) -> Result<Vec<crate::train::minibatch::EpochReport>> {
+    tch::manual_seed(1);
+    let hidden = mlp.weights.len() - 1;
+    let mut masks: Vec<Option<Tensor>> = (0..2 * mlp.weights.len()).map(|_| None).collect();
+    for (l, w) in mlp.weights.iter_mut().enumerate().take(hidden) {
+        let mask = w.rand_like().ge(0.5).to_kind(Kind::Float);
+        *w = &*w * &mask;
+        masks[l] = Some(mask);
+    }
+    crate::train::minibatch::train_masked(
+        mlp,
+        train,
+        test,
+        sgd,
+        &masks,
+        &mut seed::rng(1, "finetune"),
+        |_| {},
+    )
 }
 
 /// k-DPP samples from one eigendecomposition.
