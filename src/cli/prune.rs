@@ -21,6 +21,12 @@ use std::path::PathBuf;
 /// nothing behind: their incoming weights, bias and outgoing weights are zeroed, and their
 /// constant output act(bias) is folded into the next layer's bias.
 ///
+/// --layer all (or a list) prunes several hidden layers in order, each calibrated on the pruned
+/// layers before it; --keep is then one kept fraction of all their incoming weights, shared out
+/// uniformly (--allocation uniform) or by a global ranking of importance scores (scores).
+/// --finetune-epochs N then trains the pruned model by SGD on the training split of --data with
+/// every removed weight held at exactly zero.
+///
 /// DPP methods and --reweight need calibration data (--calib: the training set, or a sample of
 /// it): DPP kernels are built over the layer's inputs on those samples; DIVNET reweighting (node
 /// methods) regresses the removed units' activations on the kept units' and folds the
@@ -40,6 +46,9 @@ use std::path::PathBuf;
   prunelab prune --model mlp.pt --method dpp_node --keep 0.5 --reweight \\
                  --calib /usr/share/datasets/fashion-mnist --calib-samples 10000 \\
                  --data /usr/share/datasets/fashion-mnist --compact --out small.pt --out small.safetensors
+  prunelab prune --model mlp.pt --method dpp_node --keep 0.5 --layer all \\
+                 --calib /usr/share/datasets/fashion-mnist --data /usr/share/datasets/fashion-mnist \\
+                 --finetune-epochs 1 --out pruned.pt --masks masks.safetensors
   prunelab prune --model fc.safetensors --activation relu --layer fc2 --method random_edge --keep 0.3 --out sparse.safetensors
   prunelab prune --model mlp.pt --method importance_node --keep 0.5 \\
                  --masks masks.safetensors --torch-prune-layout pruned-state.safetensors")]

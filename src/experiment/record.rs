@@ -39,6 +39,13 @@ pub struct ResultRow {
     pub epoch: Option<u64>,
     /// Mean cross-entropy over the epoch's training batches (method `training`).
     pub train_loss: Option<f64>,
+    /// Several pruned layers: each layer's kept fraction of its weights (`w1=0.553;w2=0.282`);
+    /// `achieved_fraction` is then the overall one.
+    pub layer_kept_fractions: Option<String>,
+    /// Fine-tuned rows: the test error after pruning, before fine-tuning (`test_error` is after).
+    pub test_error_pruned: Option<f64>,
+    /// Fine-tuned rows: each epoch's mean training loss, `;`-separated.
+    pub finetune_losses: Option<String>,
     /// The values of the setting columns that follow the fixed ones (see [`header`]).
     #[serde(skip)]
     pub setting_values: Vec<String>,
@@ -101,7 +108,7 @@ pub enum RunStatus {
 }
 
 /// The column names, in order.
-pub const COLUMNS: [&str; 24] = [
+pub const COLUMNS: [&str; 27] = [
     "experiment",
     "run_id",
     "task",
@@ -126,6 +133,9 @@ pub const COLUMNS: [&str; 24] = [
     "settings",
     "epoch",
     "train_loss",
+    "layer_kept_fractions",
+    "test_error_pruned",
+    "finetune_losses",
 ];
 
 /// The header of a results.csv: the fixed [`COLUMNS`], then one column per setting of the
@@ -491,7 +501,7 @@ mod tests {
         file.append(&ResultsFile::encode(std::slice::from_ref(&row)).unwrap()).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
-            text.lines().next().unwrap().ends_with(",train_loss,input_dim,noise_std"),
+            text.lines().next().unwrap().ends_with(",finetune_losses,input_dim,noise_std"),
             "{text}"
         );
         assert_eq!(read_rows(&path).unwrap(), vec![row]);

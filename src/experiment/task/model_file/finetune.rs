@@ -91,7 +91,7 @@ pub fn finetune(
     let mut masked_params = 0;
     for (p, mask) in net.weights.iter().chain(&net.biases).zip(&params) {
         let Some(mask) = mask else { continue };
-        let removed = mask.eq(0.0);
+        let removed = mask.to_device(p.device()).eq(0.0);
         masked_params += removed.sum(Kind::Int64).int64_value(&[]) as usize;
         let leaked = p.masked_select(&removed).abs().sum(Kind::Double).double_value(&[]);
         if leaked != 0.0 {

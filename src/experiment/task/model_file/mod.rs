@@ -13,7 +13,7 @@ use crate::model::load::{
 };
 use crate::model::mlp::{Activation, Mlp};
 use anyhow::{bail, Result};
-pub use finetune::FineTuned;
+pub use finetune::{finetune, merged_masks, FineTuned};
 pub use outputs::{check_outputs, layer_masks, state_dict, LayerMask, OutFormat, Written};
 pub use prune::{prune, PruneOutcome, PrunedLayerReport};
 pub use request::PruneRequest;
