@@ -237,6 +237,11 @@ fn bad_mlp_configs_and_missing_data_are_refused_before_anything_runs() {
         ("unknown method", base.replace("dpp_node", "magnitude"), "unknown variant `magnitude`"),
         ("two tasks", base.replace("task:\n", "task:\n  teacher_student: { input_dim: 5, teacher_hidden: 1, student_hidden: 1, train_steps: 1, test_samples: 1, lr: 0.1 }\n"), "exactly one task section"),
         ("bad momentum", base.replace("lr: 0.1", "lr: 0.1\n    momentum: 1.0"), "task.mlp.momentum: 1 is not allowed"),
+        ("layers of another word", format!("{base}  layers: every\n"), "prune.layers: \"every\" is neither `all` nor a list"),
+        ("layers: the output layer", format!("{base}  layers: [w1, w2]\n"), "prune.layer: w2 is not a hidden layer"),
+        ("scores for DPP", format!("{base}  layers: all\n  allocation: scores\n"), "allocation `scores` shares the budget out"),
+        ("unknown finetune key", format!("{base}  finetune: {{ epochs: 1, lr: 0.1, decay: 0.1 }}\n"), "unknown field `decay`"),
+        ("finetune 0 epochs", format!("{base}  finetune: {{ epochs: 0, lr: 0.1 }}\n"), "prune.finetune: epochs and batch_size must be at least 1"),
     ];
     for (what, yaml, expected) in cases {
         std::fs::write(dir.join("m.yaml"), yaml).unwrap();
@@ -263,4 +268,29 @@ fn bad_mlp_configs_and_missing_data_are_refused_before_anything_runs() {
     std::fs::write(dir.join("m.yaml"), base).unwrap();
     let out = prunelab(&dir, &["run", "m.yaml", "--out", "ok"]);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn all_hidden_layers_are_pruned_and_fine_tuned_in_yaml_experiments() {
+    let dir = test_dir("mlp-whole");
+    tiny_idx_dataset(&dir.join("data"), 60);
+    let yaml = "name: w\ntask:\n  mlp:\n    data: data\n    hidden: [10, 6]\n    epochs: 2\n    batch_size: 10\n    lr: 0.1\n\
+                prune:\n  methods: [random_edge, importance_node]\n  budget: { fractions: [0.5] }\n  masks: 2\n  layers: all\n  finetune: { epochs: 2, lr: 0.05 }\n";
+    std::fs::write(dir.join("w.yaml"), yaml).unwrap();
+    let out = prunelab(&dir, &["run", "w.yaml", "--out", "out"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = read_rows(&dir.join("out/w/results.csv")).unwrap();
+    let pruned: Vec<_> = rows.iter().filter(|r| matches!(r.method, RowKind::Pruned(_))).collect();
+    assert_eq!(pruned.len(), 3, "2 random_edge samples and 1 importance_node");
+    for row in pruned {
+        assert_eq!(row.layer.as_deref(), Some("w1,w2"));
+        let fractions = row.layer_kept_fractions.as_deref().unwrap();
+        assert!(fractions.starts_with("w1=") && fractions.contains(";w2="), "{fractions}");
+        let achieved = row.achieved_fraction.unwrap();
+        assert!(achieved > 0.3 && achieved < 0.7, "{achieved}");
+        assert!(row.test_error_pruned.is_some() && row.test_error.is_some());
+        assert_eq!(row.finetune_losses.as_deref().unwrap().split(';').count(), 2);
+    }
+    let text = std::fs::read_to_string(dir.join("out/w/config.resolved.yaml")).unwrap();
+    assert!(text.contains("layers: all") && text.contains("finetune:"), "{text}");
 }

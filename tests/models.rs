@@ -334,6 +334,110 @@ fn every_method_prunes_to_its_budget() {
 }
 
 #[test]
+fn all_hidden_layers_are_pruned_in_order_and_fine_tuning_keeps_the_masks() {
+    let dir = test_dir("models-whole");
+    tiny_idx_dataset(&dir.join("data"), 60);
+    let input = model_fixture("tiny-mlp.pt");
+    let run = |method: &str, extra: &[&str]| {
+        let mut args = vec![
+            "prune",
+            "--model",
+            input.to_str().unwrap(),
+            "--method",
+            method,
+            "--keep",
+            "0.5",
+            "--calib",
+            "data",
+            "--data",
+            "data",
+        ];
+        args.extend(extra);
+        let out = prunelab(&dir, &args);
+        assert!(out.status.success(), "{method} {extra:?}: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let tensor = |file: &str, name: &str| -> Vec<f32> {
+        let (tensors, _) = read_safetensors(&dir.join(file));
+        tensors.into_iter().find(|t| t.0 == name).unwrap_or_else(|| panic!("{name}")).2
+    };
+    // 16-16-8-3: layer `0` keeps ⌊16(8 + 8)/(16 + 8)⌋ = 10 units, layer `2` ⌊8(8 + 3)/19⌋ = 4.
+    let report =
+        run("dpp_node", &["--layer", "all", "--out", "a.safetensors", "--masks", "m.safetensors"]);
+    assert!(
+        report.contains("10 of 16 units kept") && report.contains("4 of 8 units kept"),
+        "{report}"
+    );
+    assert!(report.contains("of the pruned layers' weights (allocation uniform)"), "{report}");
+    let listed = run("dpp_node", &["--layer", "0,2", "--out", "b.safetensors"]);
+    assert_eq!(tensor("a.safetensors", "2.weight"), tensor("b.safetensors", "2.weight"));
+    assert!(listed.contains("4 of 8 units kept"), "{listed}");
+    // Layer `2` lost the columns of layer `0`'s removed units and its own rows: its mask is both.
+    let mask = tensor("m.safetensors", "2.weight_mask");
+    let kept_rows = mask.chunks(16).filter(|r| r.iter().any(|&v| v != 0.0)).count();
+    let kept_cols = (0..16).filter(|&c| mask.chunks(16).any(|r| r[c] != 0.0)).count();
+    assert_eq!((kept_rows, kept_cols), (4, 10));
+    // Fine-tuning: every masked weight exactly 0, the kept ones changed, the error recorded.
+    for method in ["random_edge", "importance_node"] {
+        let (masked, tuned, masks) = (
+            format!("{method}.safetensors"),
+            format!("{method}-ft.safetensors"),
+            format!("{method}-m.safetensors"),
+        );
+        run(method, &["--layer", "all", "--out", &masked]);
+        let report = run(
+            method,
+            &[
+                "--layer",
+                "all",
+                "--finetune-epochs",
+                "2",
+                "--finetune-lr",
+                "0.05",
+                "--out",
+                &tuned,
+                "--masks",
+                &masks,
+            ],
+        );
+        assert!(
+            report.contains("fine-tuned  epoch 2: loss") && report.contains("% fine-tuned"),
+            "{report}"
+        );
+        for layer in ["0", "2", "4"] {
+            let weight = format!("{layer}.weight");
+            let Some(mask) = read_safetensors(&dir.join(&masks))
+                .0
+                .into_iter()
+                .find(|t| t.0 == format!("{weight}_mask"))
+            else {
+                assert!(
+                    method.ends_with("_edge") && layer != "0",
+                    "{method}: no mask for {weight}"
+                );
+                continue;
+            };
+            let (before, after) = (tensor(&masked, &weight), tensor(&tuned, &weight));
+            let mut changed = 0;
+            for ((m, b), a) in mask.2.iter().zip(&before).zip(&after) {
+                if *m == 0.0 {
+                    assert_eq!(*a, 0.0, "{method} {weight}: a masked weight moved");
+                } else if a != b {
+                    changed += 1;
+                }
+            }
+            assert!(changed > 0, "{method} {weight}: fine-tuning changed no kept weight");
+        }
+    }
+    // The global ranking gives importance_edge per-layer shares that need not be uniform.
+    let report = run(
+        "importance_edge",
+        &["--layer", "all", "--allocation", "scores", "--out", "s.safetensors"],
+    );
+    assert!(report.contains("(allocation scores)"), "{report}");
+}
+
+#[test]
 fn bad_models_and_options_are_refused_with_exit_2_and_nothing_written() {
     let dir = test_dir("models-refused");
     tiny_idx_dataset(&dir.join("data"), 30);
@@ -407,6 +511,14 @@ fn bad_models_and_options_are_refused_with_exit_2_and_nothing_written() {
         ("unknown method", replace(prune(&tiny, &[]), "importance_node", "magnitude"), "unknown method `magnitude`: use random_node, importance_node, dpp_node, random_edge, importance_edge, dpp_edge"),
         ("output layer", prune(&tiny, &["--layer", "4"]), "layer `4` of"),
         ("unknown layer", prune(&tiny, &["--layer", "fc1"]), "--layer fc1:"),
+        ("output layer in a list", prune(&tiny, &["--layer", "0,4"]), "layer `4` of"),
+        ("a layer twice", prune(&tiny, &["--layer", "0", "--layer", "w1"]), "layer `0` is named twice"),
+        ("all and a layer", prune(&tiny, &["--layer", "all,0"]), "--layer all already names every hidden layer"),
+        ("scores for a random method", replace(prune(&tiny, &["--layer", "all", "--allocation", "scores"]), "importance_node", "random_node"), "allocation `scores` shares the budget out by a global ranking of importance scores, which random_node does not have"),
+        ("unknown allocation", prune(&tiny, &["--allocation", "greedy"]), "unknown allocation `greedy`: use uniform or scores"),
+        ("fine-tuning without --data", prune(&tiny, &["--finetune-epochs", "1"]), "the following required arguments were not provided"),
+        ("fine-tuning 0 epochs", prune(&tiny, &["--finetune-epochs", "0", "--data", "data"]), "--finetune-epochs 0 fine-tunes nothing"),
+        ("fine-tuning lr 0", prune(&tiny, &["--finetune-epochs", "1", "--data", "data", "--finetune-lr", "0"]), "--finetune-lr must be a finite number > 0"),
         ("unknown output format", replace(prune(&tiny, &[]), "out/o.safetensors", "out/o.onnx"), "unknown model format `onnx`"),
         ("calibration data of another width", prune(&fixture("tiny-mlp.pt"), &["--calib", "wide"]), "wide has 25-dimensional inputs, but"),
         ("missing data folder", prune(&tiny, &["--data", "nowhere"]), "nowhere"),

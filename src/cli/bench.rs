@@ -15,7 +15,7 @@ use tch::{Device, Kind, Tensor};
 /// Measure speed (online SGD in the paper setting, an MLP epoch, k-DPP sampling).
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  prunelab bench sgd\n  prunelab bench sgd --steps 100000 --tensor\n  prunelab bench mlp --threads 2\n  prunelab bench dpp --n 1000 --k 300\n  prunelab bench dpp-edge --units 4"
+    after_help = "Examples:\n  prunelab bench sgd\n  prunelab bench sgd --steps 100000 --tensor\n  prunelab bench mlp --threads 2\n  prunelab bench mlp --threads 2 --finetune\n  prunelab bench dpp --n 1000 --k 300\n  prunelab bench dpp-edge --units 4"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -57,6 +57,10 @@ enum What {
         threads: i32,
         #[arg(long, default_value_t = 2)]
         epochs: usize,
+        /// Then prune half of every hidden layer's weights (random masks) and time as many
+        /// fine-tuning epochs (the same SGD with the masks held, as `prune --finetune-epochs`).
+        #[arg(long)]
+        finetune: bool,
     },
     /// DPP edge pruning of a CIFAR-sized layer (fig3-cifar.yaml's RBF kernel, nine budgets, three
     /// masks): a few units through the real pruner, extrapolated to the whole layer.
@@ -97,7 +101,7 @@ pub fn run(args: Args) -> Result<Status> {
             );
             Ok(Status::Ok)
         }
-        What::Mlp { data, threads, epochs } => bench_mlp(data, threads, epochs),
+        What::Mlp { data, threads, epochs, finetune } => bench_mlp(data, threads, epochs, finetune),
         What::DppEdge { inputs, units, layer_units, masks } => {
             anyhow::ensure!(
                 inputs >= 10 && units >= 1 && layer_units >= units && masks >= 1,
@@ -134,7 +138,12 @@ fn bench_sgd(steps: u64, tensor: bool) -> Result<Status> {
 }
 
 /// One epoch of the paper's MNIST MLP.
-fn bench_mlp(data: Option<std::path::PathBuf>, threads: i32, epochs: usize) -> Result<Status> {
+fn bench_mlp(
+    data: Option<std::path::PathBuf>,
+    threads: i32,
+    epochs: usize,
+    finetune: bool,
+) -> Result<Status> {
     anyhow::ensure!(threads >= 1 && epochs >= 1, "need at least one thread and one epoch");
     tch::set_num_threads(threads);
     let dir = data.unwrap_or_else(|| crate::data::dataset_dir::DEBIAN_FASHION_MNIST.into());
@@ -176,7 +185,38 @@ fn bench_mlp(data: Option<std::path::PathBuf>, threads: i32, epochs: usize) -> R
     for r in &reports {
         println!("MLP 784-500-500-10 sigmoid, batch 100, {threads} thread(s), {what}: epoch {} in {:.2} s", r.epoch, r.seconds);
     }
+    if finetune {
+        for r in bench_finetune(&mut mlp, (&x, &y), (&test.0, &test.1), &sgd)? {
+            println!("the same, half of each hidden layer's weights masked: fine-tuning epoch {} in {:.2} s", r.epoch, r.seconds);
+        }
+    }
     Ok(Status::Ok)
+}
+
+/// Masks half of every hidden layer's incoming weights at random and fine-tunes with them held.
+fn bench_finetune(
+    mlp: &mut crate::model::mlp::Mlp,
+    train: (&Tensor, &Tensor),
+    test: (&Tensor, &Tensor),
+    sgd: &crate::train::minibatch::Sgd,
+) -> Result<Vec<crate::train::minibatch::EpochReport>> {
+    tch::manual_seed(1);
+    let hidden = mlp.weights.len() - 1;
+    let mut masks: Vec<Option<Tensor>> = (0..2 * mlp.weights.len()).map(|_| None).collect();
+    for (l, w) in mlp.weights.iter_mut().enumerate().take(hidden) {
+        let mask = w.rand_like().ge(0.5).to_kind(Kind::Float);
+        *w = &*w * &mask;
+        masks[l] = Some(mask);
+    }
+    crate::train::minibatch::train_masked(
+        mlp,
+        train,
+        test,
+        sgd,
+        &masks,
+        &mut seed::rng(1, "finetune"),
+        |_| {},
+    )
 }
 
 /// k-DPP samples from one eigendecomposition.

@@ -1,22 +1,31 @@
-//! `prunelab prune`: prune one hidden layer of an existing model (TorchScript or safetensors) and
-//! write the result as TorchScript (`.pt`, for `torch.jit.load`) and/or safetensors. The work is
-//! the library's model-file task; this file parses the arguments and prints the report.
+//! `prunelab prune`: prune hidden layers (one, several or all) of an existing model (TorchScript
+//! or safetensors), optionally fine-tune it, and write the result as TorchScript (`.pt`, for
+//! `torch.jit.load`) and/or safetensors. The work is the library's model-file task; this file
+//! parses the arguments and prints the report.
 use super::{describe_check, ModelArgs, Status};
 use crate::experiment::task::model_file::{
-    self, LayerCounts, OutFormat, PruneOutcome, PruneRequest,
+    self, FineTuned, LayerCounts, OutFormat, PruneOutcome, PruneRequest,
 };
 use crate::prune::dpp::kernel::KernelKind;
+use crate::prune::whole::Allocation;
 use crate::prune::{Mask, Method};
+use crate::train::minibatch::Sgd;
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 
-/// Prune one hidden layer of a model and save it for PyTorch.
+/// Prune hidden layers of a model, optionally fine-tune it, and save it for PyTorch.
 ///
 /// --keep X is the kept fraction p of the layer's incoming weights. Edge methods keep ⌈p·D⌉ of
 /// each unit's D inputs; node methods keep the number of units that keeps the same number of
 /// parameters in this layer and the next (the paper's matched budgets). Removed units leave
 /// nothing behind: their incoming weights, bias and outgoing weights are zeroed, and their
 /// constant output act(bias) is folded into the next layer's bias.
+///
+/// --layer all (or a list) prunes several hidden layers in order, each calibrated on the pruned
+/// layers before it; --keep is then one kept fraction of all their incoming weights, shared out
+/// uniformly (--allocation uniform) or by a global ranking of importance scores (scores).
+/// --finetune-epochs N then trains the pruned model by SGD on the training split of --data with
+/// every removed weight held at exactly zero.
 ///
 /// DPP methods and --reweight need calibration data (--calib: the training set, or a sample of
 /// it): DPP kernels are built over the layer's inputs on those samples; DIVNET reweighting (node
@@ -37,6 +46,9 @@ use std::path::PathBuf;
   prunelab prune --model mlp.pt --method dpp_node --keep 0.5 --reweight \\
                  --calib /usr/share/datasets/fashion-mnist --calib-samples 10000 \\
                  --data /usr/share/datasets/fashion-mnist --compact --out small.pt --out small.safetensors
+  prunelab prune --model mlp.pt --method dpp_node --keep 0.5 --layer all \\
+                 --calib /usr/share/datasets/fashion-mnist --data /usr/share/datasets/fashion-mnist \\
+                 --finetune-epochs 1 --out pruned.pt --masks masks.safetensors
   prunelab prune --model fc.safetensors --activation relu --layer fc2 --method random_edge --keep 0.3 --out sparse.safetensors
   prunelab prune --model mlp.pt --method importance_node --keep 0.5 \\
                  --masks masks.safetensors --torch-prune-layout pruned-state.safetensors")]
@@ -50,10 +62,28 @@ pub struct Args {
     /// Kept fraction p in (0, 1] of the layer's incoming weights.
     #[arg(long, value_name = "X", value_parser = parse_keep, allow_hyphen_values = true)]
     keep: f64,
-    /// The hidden layer to prune: its name in the file (fc1, 0, layers.0) or wN (the N-th linear
-    /// layer) [default: the first].
-    #[arg(long, value_name = "NAME")]
-    layer: Option<String>,
+    /// The hidden layers to prune: names in the file (fc1, 0, layers.0) or wN (the N-th linear
+    /// layer), comma-separated or repeated, or `all` (every hidden layer) [default: the first].
+    /// Several layers are pruned in order, each calibrated on the pruned layers before it.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    layer: Vec<String>,
+    /// How --keep is shared out over several layers: uniform (every layer at --keep) or scores
+    /// (a global ranking of importance scores; importance_node and importance_edge only).
+    #[arg(long, value_name = "HOW", default_value = "uniform", value_parser = parse_allocation)]
+    allocation: Allocation,
+    /// Fine-tune the pruned model for N epochs of SGD on the training split of --data, the
+    /// removed weights held at exactly zero.
+    #[arg(long, value_name = "N", requires = "data")]
+    finetune_epochs: Option<usize>,
+    /// Fine-tuning learning rate.
+    #[arg(long, value_name = "LR", default_value_t = 0.01, requires = "finetune_epochs")]
+    finetune_lr: f64,
+    /// Fine-tuning momentum.
+    #[arg(long, value_name = "M", default_value_t = 0.9, requires = "finetune_epochs")]
+    finetune_momentum: f64,
+    /// Fine-tuning minibatch size.
+    #[arg(long, value_name = "B", default_value_t = 100, requires = "finetune_epochs")]
+    finetune_batch_size: usize,
     /// Reweight after pruning: DIVNET for node methods, least-squares re-fit for edge methods.
     #[arg(long)]
     reweight: bool,
@@ -115,7 +145,15 @@ impl Args {
             model: self.model.clone(),
             method: self.method,
             keep: self.keep,
-            layer: self.layer.clone(),
+            layers: self.layer.clone(),
+            allocation: self.allocation,
+            finetune: self.finetune_epochs.map(|epochs| Sgd {
+                lr: self.finetune_lr,
+                momentum: self.finetune_momentum,
+                batch_size: self.finetune_batch_size,
+                epochs,
+                shuffle: true,
+            }),
             reweight: self.reweight,
             calib: self.calib.clone(),
             calib_samples: self.calib_samples,
@@ -146,12 +184,20 @@ pub fn run(args: Args) -> Result<Status> {
     }
     print_layers(&outcome.before, &outcome.after);
     if let (Some((before, after, n)), Some(dir)) = (outcome.test_errors, &args.data) {
+        let tuned = outcome
+            .finetuned
+            .as_ref()
+            .and_then(|f| f.epochs.last())
+            .map_or(String::new(), |e| format!(" → {:.2}% fine-tuned", 100.0 * e.test_error));
         println!(
-            "test error  {:.2}% → {:.2}% ({n} test samples of {})",
+            "test error  {:.2}% → {:.2}% pruned{tuned} ({n} test samples of {})",
             100.0 * before,
             100.0 * after,
             dir.display()
         );
+    }
+    if let (Some(done), Some((_, _, n))) = (&outcome.finetuned, outcome.test_errors) {
+        print_finetuned(done, n);
     }
     if let Some((diff, probes)) = outcome.compact_check {
         println!(
@@ -180,26 +226,55 @@ pub fn run(args: Args) -> Result<Status> {
     Ok(Status::Ok)
 }
 
-/// `pruned      layer `fc1` (w1: 300 units × 784 inputs) by dpp_node at keep 0.5: 166 of 300 units kept`.
+/// `pruned      layer `fc1` (w1: 300 units × 784 inputs) by dpp_node at keep 0.5: 166 of 300 units kept`,
+/// one line per layer, then the overall kept fraction when there are several.
 fn print_pruned(args: &Args, outcome: &PruneOutcome) {
-    let (hidden, inputs) = (outcome.hidden, outcome.inputs);
-    let kept = match &outcome.mask {
-        Mask::Nodes(kept) => format!("{} of {hidden} units kept", kept.len()),
-        Mask::Edges(rows) => {
-            format!("{} of {inputs} inputs kept per unit", rows.first().map_or(0, |r| r.len()))
-        }
-    };
     let reweighting = match (args.reweight, args.method.is_node()) {
         (false, _) => "",
         (true, true) => ", DIVNET reweighting",
         (true, false) => ", least-squares re-fit",
     };
+    for layer in &outcome.layers {
+        let (hidden, inputs) = (layer.hidden, layer.inputs);
+        let kept = match &layer.mask {
+            Mask::Nodes(kept) => format!("{} of {hidden} units kept", kept.len()),
+            Mask::Edges(rows) => {
+                format!("{} of {inputs} inputs kept per unit", rows.first().map_or(0, |r| r.len()))
+            }
+        };
+        println!(
+            "pruned      layer `{}` (w{}: {hidden} units × {inputs} inputs) by {} at keep {}: {kept}{reweighting}; {:.1}% of its weights non-zero",
+            layer.name,
+            layer.index + 1,
+            args.method,
+            args.keep,
+            100.0 * layer.kept_fraction,
+        );
+    }
+    if outcome.layers.len() > 1 {
+        println!(
+            "kept        {:.1}% of the pruned layers' weights (allocation {})",
+            100.0 * outcome.kept_fraction,
+            args.allocation.name()
+        );
+    }
+}
+
+/// The fine-tuning epochs and the test error after them.
+fn print_finetuned(done: &FineTuned, test_samples: usize) {
+    let sgd = &done.sgd;
+    for e in &done.epochs {
+        println!(
+            "fine-tuned  epoch {}: loss {:.4}, test error {:.2}% ({:.1} s)",
+            e.epoch,
+            e.train_loss,
+            100.0 * e.test_error,
+            e.seconds
+        );
+    }
     println!(
-        "pruned      layer `{}` (w{}: {hidden} units × {inputs} inputs) by {} at keep {}: {kept}{reweighting}",
-        outcome.layer_name,
-        outcome.layer_index + 1,
-        args.method,
-        args.keep,
+        "fine-tuned  SGD lr {} momentum {} batch {} on the training split; {} removed parameters still exactly 0 ({test_samples} test samples)",
+        sgd.lr, sgd.momentum, sgd.batch_size, done.masked_params
     );
 }
 
@@ -239,6 +314,11 @@ fn print_layers(before: &[LayerCounts], after: &[LayerCounts]) {
 
 /// Parses `--method`.
 fn parse_method(text: &str) -> Result<Method, String> {
+    text.parse().map_err(|e: anyhow::Error| e.to_string())
+}
+
+/// Parses `--allocation`.
+fn parse_allocation(text: &str) -> Result<Allocation, String> {
     text.parse().map_err(|e: anyhow::Error| e.to_string())
 }
 

@@ -32,7 +32,17 @@ macro_rules! prune_keys {
 prune_keys!(StudentPruneKeys, STUDENT_ONLY { normalize_rows });
 prune_keys!(
     LayerPruneKeys,
-    LAYER_ONLY { layer, node_kernel, edge_kernel, node_removal, include_bias, calibration_samples }
+    LAYER_ONLY {
+        layer,
+        node_kernel,
+        edge_kernel,
+        node_removal,
+        include_bias,
+        calibration_samples,
+        layers,
+        allocation,
+        finetune,
+    }
 );
 
 /// The top level with one task's prune keys.

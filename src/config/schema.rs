@@ -5,6 +5,7 @@ use crate::data::images::Normalize;
 use crate::model::mlp::Activation;
 use crate::prune::dpp::kernel::KernelKind;
 use crate::prune::layer::NodeRemoval;
+use crate::prune::whole::Allocation;
 use crate::prune::{ImportanceVariant, Method, RandomVariant, ReweightVariant};
 use serde::de::{self, value::SeqAccessDeserializer, IntoDeserializer, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -241,6 +242,43 @@ pub struct Prune {
     /// MLP: training samples for the kernels and least squares (default: all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration_samples: Option<i64>,
+    /// MLP: several hidden layers pruned in order under one budget (`[w1, w2]` or `all`);
+    /// replaces `layer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<LayerList>,
+    /// MLP: how a budget over several layers is shared out (`uniform` or `scores`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocation: Option<Allocation>,
+    /// MLP: fine-tune each pruned network with its masks held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finetune: Option<Finetune>,
+}
+
+/// `prune.layers`: a list of hidden layers or the word `all`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum LayerList {
+    Names(Vec<String>),
+    Word(String),
+}
+
+/// `prune.finetune`: minibatch SGD on the training split after pruning.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Finetune {
+    pub epochs: i64,
+    pub lr: f64,
+    #[serde(default = "default_finetune_momentum")]
+    pub momentum: f64,
+    #[serde(default = "default_finetune_batch_size")]
+    pub batch_size: i64,
+}
+
+fn default_finetune_momentum() -> f64 {
+    0.9
+}
+fn default_finetune_batch_size() -> i64 {
+    100
 }
 
 fn default_layer() -> String {

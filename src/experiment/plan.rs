@@ -4,12 +4,14 @@
 //! budgets are checked against the layer, and every rule that ties several settings together is
 //! checked before anything runs.
 use super::trajectory;
+use crate::config::schema::LayerList;
 use crate::config::{self, EngineChoice, Experiment, MlpTask, TeacherStudent};
 use crate::data::images::Normalize;
 use crate::model::mlp::Activation;
 use crate::prune::budget::{self, BudgetSpec, LayerShape};
 use crate::prune::layer::Options;
 use crate::prune::sweep::PruneSweep;
+use crate::prune::whole::{self, Allocation};
 use anyhow::{bail, Result};
 use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
@@ -83,6 +85,28 @@ pub struct LayerPrune {
     pub include_bias: bool,
     /// Training samples for the statistics (None: all).
     pub calibration_samples: Option<usize>,
+    /// Several layers under one budget, and fine-tuning (`prune.layers`, `.allocation`,
+    /// `.finetune`); None: `layer` alone by the sweep, as before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whole: Option<WholePrune>,
+}
+
+/// Hidden layers pruned in order under one kept fraction of their weights, then fine-tuned.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WholePrune {
+    pub layers: Vec<HiddenLayer>,
+    pub allocation: Allocation,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finetune: Option<FinetuneRun>,
+}
+
+/// Fine-tuning settings (named for their setting columns).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FinetuneRun {
+    pub finetune_epochs: usize,
+    pub finetune_lr: f64,
+    pub finetune_momentum: f64,
+    pub finetune_batch_size: usize,
 }
 
 /// A hidden layer of an MLP, `w1` (the first linear layer) … `w{L−1}`.
@@ -319,10 +343,67 @@ fn layer_prune(prune: &config::Prune, hidden: &[i64]) -> Result<LayerPrune> {
     };
     Ok(LayerPrune {
         sweep: prune_sweep(prune, options),
+        whole: whole_prune(prune, &layer, hidden.len())?,
         layer,
         include_bias: prune.include_bias,
         calibration_samples: prune.calibration_samples.map(|n| n as usize),
     })
+}
+
+/// `prune.layers`, `.allocation` and `.finetune`, when any is given.
+fn whole_prune(
+    prune: &config::Prune,
+    layer: &HiddenLayer,
+    hidden: usize,
+) -> Result<Option<WholePrune>> {
+    if prune.layers.is_none() && prune.allocation.is_none() && prune.finetune.is_none() {
+        return Ok(None);
+    }
+    let layers = match &prune.layers {
+        None => vec![layer.clone()],
+        Some(LayerList::Word(w)) if w == "all" => {
+            (0..hidden).map(|index| HiddenLayer { index }).collect()
+        }
+        Some(LayerList::Word(w)) => {
+            bail!("prune.layers: {w:?} is neither `all` nor a list of layers ([w1, w2])")
+        }
+        Some(LayerList::Names(names)) => {
+            let mut layers: Vec<HiddenLayer> =
+                names.iter().map(|n| HiddenLayer::parse(n, hidden)).collect::<Result<_>>()?;
+            layers.sort_by_key(|l| l.index);
+            if layers.is_empty() || layers.windows(2).any(|w| w[0] == w[1]) {
+                bail!("prune.layers: {names:?} must name each hidden layer at most once, and at least one");
+            }
+            layers
+        }
+    };
+    if prune.budget.fractions.is_none() {
+        bail!("prune.budget: pruning with prune.layers, .allocation or .finetune takes kept fractions (budget.fractions), one budget over all the pruned layers");
+    }
+    let allocation = prune.allocation.unwrap_or_default();
+    for &method in &prune.methods {
+        if let Err(e) = whole::check_allocation(method, allocation) {
+            bail!("prune.allocation: {e}");
+        }
+    }
+    let finetune = match &prune.finetune {
+        Some(f)
+            if f.epochs < 1
+                || f.batch_size < 1
+                || !(f.lr.is_finite() && f.lr > 0.0)
+                || !(0.0..1.0).contains(&f.momentum) =>
+        {
+            bail!("prune.finetune: epochs and batch_size must be at least 1, lr a finite number > 0 and momentum in [0, 1)")
+        }
+        Some(f) => Some(FinetuneRun {
+            finetune_epochs: f.epochs as usize,
+            finetune_lr: f.lr,
+            finetune_momentum: f.momentum,
+            finetune_batch_size: f.batch_size as usize,
+        }),
+        None => None,
+    };
+    Ok(Some(WholePrune { layers, allocation, finetune }))
 }
 
 /// Labels the runs' settings and refuses duplicate runs.
@@ -357,7 +438,7 @@ fn expand<R: Clone, T: Clone>(runs: Vec<R>, values: Vec<T>, set: impl Fn(&mut R,
 
 /// Keys of a run's settings that are columns of their own already (`method`, `reweight`, the
 /// budget, `layer`) and so are not setting columns.
-const ROW_COLUMNS: [&str; 4] = ["methods", "budget", "reweight", "layer"];
+const ROW_COLUMNS: [&str; 5] = ["methods", "budget", "reweight", "layer", "layers"];
 
 /// A run's settings as (column, value) pairs: the task's fields and its prune settings, nested
 /// values flattened to their leaf names, lists and objects as compact JSON.
@@ -366,7 +447,9 @@ fn flat_settings(run: &Run) -> Vec<(String, String)> {
         for (key, value) in value.as_object().into_iter().flatten() {
             match value {
                 _ if ROW_COLUMNS.contains(&key.as_str()) => {}
-                serde_json::Value::Object(_) if matches!(key.as_str(), "prune" | "options") => {
+                serde_json::Value::Object(_)
+                    if matches!(key.as_str(), "prune" | "options" | "whole" | "finetune") =>
+                {
                     flatten(value, out)
                 }
                 serde_json::Value::String(text) => out.push((key.clone(), text.clone())),

@@ -44,6 +44,13 @@ pub struct ResultRow {
     pub epoch: Option<u64>,
     /// Mean cross-entropy over the epoch's training batches (method `training`).
     pub train_loss: Option<f64>,
+    /// Several pruned layers: each layer's kept fraction of its weights (`w1=0.553;w2=0.282`);
+    /// `achieved_fraction` is then the overall one.
+    pub layer_kept_fractions: Option<String>,
+    /// Fine-tuned rows: the test error after pruning, before fine-tuning (`test_error` is after).
+    pub test_error_pruned: Option<f64>,
+    /// Fine-tuned rows: each epoch's mean training loss, `;`-separated.
+    pub finetune_losses: Option<String>,
     /// The values of the setting columns that follow the fixed ones (see [`header`]).
     #[serde(skip)]
     pub setting_values: Vec<String>,
@@ -106,7 +113,7 @@ pub enum RunStatus {
 }
 
 /// The column names, in order.
-pub const COLUMNS: [&str; 25] = [
+pub const COLUMNS: [&str; 28] = [
     "experiment",
     "run_id",
     "task",
@@ -132,14 +139,19 @@ pub const COLUMNS: [&str; 25] = [
     "settings",
     "epoch",
     "train_loss",
+    "layer_kept_fractions",
+    "test_error_pruned",
+    "finetune_losses",
 ];
 
-/// The column added last; results files written before it lack it and are read with it empty.
-const ADDED: &str = "ge_expected";
+/// The columns added since the first results format; files written before them lack them and are read with them
+/// empty.
+const ADDED: [&str; 4] =
+    ["ge_expected", "layer_kept_fractions", "test_error_pruned", "finetune_losses"];
 
 /// The fixed columns of a results file written before [`ADDED`] existed.
 fn legacy_columns() -> Vec<&'static str> {
-    COLUMNS.iter().copied().filter(|c| *c != ADDED).collect()
+    COLUMNS.iter().copied().filter(|c| !ADDED.contains(c)).collect()
 }
 
 /// The header of a results.csv: the fixed [`COLUMNS`], then one column per setting of the
@@ -203,8 +215,9 @@ impl ResultsFile {
         let (columns, rows) = parse_rows(path, &bytes[..keep])?;
         if !has_all_columns(&bytes) {
             bail!(
-                "{} was written by an older prunelab (it has no `{ADDED}` column): read it with `prunelab plot`/`merge`, but run into another --out",
-                path.display()
+                "{} was written by an older prunelab (it lacks the columns {}): read it with `prunelab plot`/`merge`, but run into another --out",
+                path.display(),
+                ADDED.join(", ")
             );
         }
         if columns != settings {
@@ -554,7 +567,7 @@ mod tests {
         file.append(&ResultsFile::encode(std::slice::from_ref(&row)).unwrap()).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
-            text.lines().next().unwrap().ends_with(",train_loss,input_dim,noise_std"),
+            text.lines().next().unwrap().ends_with(",finetune_losses,input_dim,noise_std"),
             "{text}"
         );
         assert_eq!(read_rows(&path).unwrap(), vec![row]);

@@ -4,8 +4,8 @@
 //! One pruner serves every network: `layer` holds the layer (W [H, D], its bias, the next layer)
 //! and the pruner, `stats` the second moments it needs (exact for teacher-student students, Gram
 //! matrices of calibration data for MLPs and model files), `budget` the matched budgets, `sweep`
-//! a method × budget × reweight grid. Adding a method means a variant of [`Method`] and an arm of
-//! `LayerPruner::masks`.
+//! a method × budget × reweight grid, `whole` several layers in order under one budget. Adding a
+//! method means a variant of [`Method`] and an arm of `LayerPruner::masks`.
 //!
 //! Decisions on the reference's inconsistencies, each with the reference's
 //! variant as an option:
@@ -22,6 +22,7 @@ pub mod reweight;
 pub mod select;
 pub mod stats;
 pub mod sweep;
+pub mod whole;
 
 use serde::{Deserialize, Serialize};
 

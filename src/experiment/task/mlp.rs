@@ -1,6 +1,8 @@
 //! The MLP task (paper §5.2): train a classifier on a dataset folder by minibatch SGD, record every
 //! epoch, then prune one hidden layer by every configured method, kept fraction and reweighting
-//! choice with Gram matrices of the training set, recording the pruned networks' test errors.
+//! choice with Gram matrices of the training set, recording the pruned networks' test errors; or
+//! (`prune.layers`) several layers in order under one budget, optionally fine-tuned.
+use super::model_file;
 use super::{base_row, progress_bar, pruned_row, unpruned_row, Context, Params};
 use crate::data::images::{self, Dataset};
 use crate::experiment::masks_file::{self, MaskRecord};
@@ -8,14 +10,15 @@ use crate::experiment::names;
 use crate::experiment::plan::{LayerPrune, MlpRun, Run};
 use crate::experiment::record::{ResultRow, RowKind};
 use crate::model::{io::save_mlp, mlp::Mlp};
-use crate::prune::budget;
+use crate::prune::budget::{self, BudgetSpec};
 use crate::prune::layer::{Layer, LayerPruner};
 use crate::prune::stats::LayerStats;
 use crate::prune::sweep::{self, Batch, Streams};
+use crate::prune::whole::{self, WholeSpec};
 use crate::prune::ReweightVariant;
 use crate::seed;
 use crate::train::minibatch::{self, Sgd};
-use anyhow::{ensure, Context as _, Result};
+use anyhow::{bail, ensure, Context as _, Result};
 
 /// Trains, records and prunes one MLP run.
 pub fn execute(run: &Run, spec: &MlpRun, ctx: &Context) -> Result<Vec<ResultRow>> {
@@ -43,8 +46,12 @@ pub fn execute(run: &Run, spec: &MlpRun, ctx: &Context) -> Result<Vec<ResultRow>
         wall_ms: Some(started.elapsed().as_secs_f64() * 1e3),
         ..unpruned_row(&base, RowKind::Unpruned, None, params)
     });
-    if let Some(prune) = &spec.prune {
-        prune_layer(run, prune, &mlp, &data, &base, ctx, &mut rows)?;
+    match &spec.prune {
+        Some(prune) if prune.whole.is_some() => {
+            prune_whole(run, prune, &mlp, &data, &base, &mut rows)?
+        }
+        Some(prune) => prune_layer(run, prune, &mlp, &data, &base, ctx, &mut rows)?,
+        None => {}
     }
     Ok(rows)
 }
@@ -169,4 +176,97 @@ fn prune_layer(
     bar.finish_and_clear();
     result?;
     record.write(&ctx.dir.join(names::MODELS).join(&run.id).join(masks_file::FILE))
+}
+
+/// Prunes several layers in order under one kept fraction of their weights (`prune.layers`) by
+/// every method, fraction, reweighting choice and mask sample, each layer calibrated on the pruned
+/// prefix, and fine-tunes each pruned network if asked; a row per pruned network.
+fn prune_whole(
+    run: &Run,
+    prune: &LayerPrune,
+    mlp: &Mlp,
+    data: &Dataset,
+    base: &ResultRow,
+    rows: &mut Vec<ResultRow>,
+) -> Result<()> {
+    let whole = prune.whole.as_ref().expect("called for whole-model pruning");
+    let BudgetSpec::Fractions(fractions) = &prune.sweep.budget else {
+        bail!("prune.budget: several layers take kept fractions (budget.fractions)");
+    };
+    let n_train = data.train_x.size()[0] as usize;
+    let samples = prune.calibration_samples.map_or(n_train, |n| n.min(n_train));
+    ensure!(samples > 0, "the calibration set is empty: the training split has no samples");
+    let x = data.train_x.narrow(0, 0, samples as i64);
+    let names: Vec<String> = (0..mlp.weights.len()).map(|l| format!("w{}", l + 1)).collect();
+    let label = whole.layers.iter().map(|l| l.name()).collect::<Vec<_>>().join(",");
+    let sgd = whole.finetune.as_ref().map(|f| Sgd {
+        lr: f.finetune_lr,
+        momentum: f.finetune_momentum,
+        batch_size: f.finetune_batch_size,
+        epochs: f.finetune_epochs,
+        shuffle: true,
+    });
+    for &method in &prune.sweep.methods {
+        for (&keep, &reweight) in
+            fractions.iter().flat_map(|k| prune.sweep.reweight.iter().map(move |r| (k, r)))
+        {
+            let count = if method.is_random() { prune.sweep.masks } else { 1 };
+            for sample in 0..count {
+                let started = std::time::Instant::now();
+                let spec = WholeSpec {
+                    layers: whole.layers.iter().map(|l| l.index).collect(),
+                    names: names.clone(),
+                    method,
+                    keep,
+                    allocation: whole.allocation,
+                    reweight,
+                    include_bias: prune.include_bias,
+                    options: prune.sweep.options,
+                };
+                let stream = |name: &str| {
+                    seed::rng(run.seed, &format!("masks/{name}/{}/{keep}/{sample}", method.name()))
+                };
+                let pruned = whole::prune_layers(mlp, &spec, Some(&x), stream)?;
+                let pruned_error = pruned.mlp.error_rate(&data.test_x, &data.test_y);
+                let (net, tuned) = match &sgd {
+                    Some(sgd) => {
+                        let masks = model_file::merged_masks(&pruned.layers, mlp);
+                        let (net, done) =
+                            model_file::finetune(&pruned.mlp, data, sgd, &masks, run.seed)?;
+                        (net, Some(done))
+                    }
+                    None => (pruned.mlp.clone(), None),
+                };
+                let fractions: Vec<String> = pruned
+                    .layers
+                    .iter()
+                    .map(|l| format!("{}={:.6}", names[l.index], l.kept_fraction))
+                    .collect();
+                rows.push(ResultRow {
+                    layer: Some(label.clone()),
+                    method: RowKind::Pruned(method),
+                    reweight: Some(reweight),
+                    keep_fraction: Some(keep),
+                    achieved_fraction: Some(pruned.kept_fraction),
+                    params_total: Some(net.params_total() as u64),
+                    params_nonzero: Some(net.params_nonzero() as u64),
+                    mask_sample: Some(sample as u64),
+                    test_error: Some(net.error_rate(&data.test_x, &data.test_y)),
+                    wall_ms: Some(started.elapsed().as_secs_f64() * 1e3),
+                    layer_kept_fractions: Some(fractions.join(";")),
+                    test_error_pruned: tuned.as_ref().map(|_| pruned_error),
+                    finetune_losses: tuned.as_ref().map(|t| {
+                        t.epochs
+                            .iter()
+                            .map(|e| format!("{:.6}", e.train_loss))
+                            .collect::<Vec<_>>()
+                            .join(";")
+                    }),
+                    ..base.clone()
+                });
+            }
+            tracing::info!(method = method.name(), keep, reweight, "pruned");
+        }
+    }
+    Ok(())
 }

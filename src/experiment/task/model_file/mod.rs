@@ -1,6 +1,8 @@
 //! The model-file task: an existing MLP (TorchScript `.pt` or a safetensors state dict) inspected,
-//! evaluated on a dataset's test split, or pruned (`prune`) by the same layer pruner as
-//! experiments, with statistics from calibration data, and written back for PyTorch.
+//! evaluated on a dataset's test split, or pruned (`prune`: one, several or all hidden layers) by
+//! the same layer pruner as experiments, with statistics from calibration data, fine-tuned with
+//! its masks held (`finetune`), and written back for PyTorch.
+mod finetune;
 mod outputs;
 mod prune;
 mod request;
@@ -11,8 +13,9 @@ use crate::model::load::{
 };
 use crate::model::mlp::{Activation, Mlp};
 use anyhow::{bail, Result};
+pub use finetune::{finetune, merged_masks, FineTuned};
 pub use outputs::{check_outputs, layer_masks, state_dict, LayerMask, OutFormat, Written};
-pub use prune::{prune, PruneOutcome};
+pub use prune::{prune, PruneOutcome, PrunedLayerReport};
 pub use request::PruneRequest;
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -198,14 +198,18 @@ fn masks_file(model: &LoadedModel, masks: &[LayerMask]) -> Vec<(String, Tensor)>
 pub fn encode_outputs(
     request: &PruneRequest,
     model: &LoadedModel,
-    layer: usize,
+    layers: &[usize],
     (net, masked, masks): (&Mlp, &Mlp, &[LayerMask]),
     outputs: &[(PathBuf, OutFormat)],
     probe: &Tensor,
 ) -> Result<(Vec<Encoded>, Vec<Written>)> {
+    let names: Vec<&str> = layers.iter().map(|&l| model.layers[l].name.as_str()).collect();
+    let finetune_epochs = request.finetune.as_ref().map_or(0, |f| f.epochs);
     let metadata = [
         ("prunelab.pruned_from", file_name(&request.model)),
-        ("prunelab.layer", model.layers[layer].name.clone()),
+        ("prunelab.layer", names.join(",")),
+        ("prunelab.allocation", request.allocation.name().to_string()),
+        ("prunelab.finetune_epochs", finetune_epochs.to_string()),
         ("prunelab.method", request.method.name().to_string()),
         ("prunelab.keep", request.keep.to_string()),
         ("prunelab.reweight", request.reweight.to_string()),

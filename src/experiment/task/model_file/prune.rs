@@ -1,24 +1,34 @@
 //! `prunelab prune` as a library call. It works in an order that makes bad input cost nothing and
 //! leaves nothing half-written: check the request → read the data → read the model (proving
-//! prunelab's forward equals a TorchScript module's) → select the mask → prune (and reweight) →
-//! compact and check → encode every output and check the TorchScript ones by loading them back →
-//! write all outputs at once.
-use super::outputs::{check_outputs, encode_outputs, layer_masks, OutFormat, Written};
+//! prunelab's forward equals a TorchScript module's) → select the masks and prune (and reweight)
+//! the layers in order → fine-tune with the masks held → compact and check → encode every output
+//! and check the TorchScript ones by loading them back → write all outputs at once.
+use super::finetune::{check_sgd, finetune, merged_masks, FineTuned};
+use super::outputs::{check_outputs, encode_outputs, OutFormat, Written};
 use super::request::{tolerance, PruneRequest};
 use super::{check_fits, layer_counts, load_data, load_model, LayerCounts};
 use crate::data::images::Dataset;
 use crate::files;
 use crate::model::load::{ForwardCheck, LoadedModel};
 use crate::model::mlp::Mlp;
-use crate::prune::budget::{self, BudgetSpec};
-use crate::prune::dpp::kernel::InputMoments;
-use crate::prune::layer::{compact, Layer, LayerPruner, Options};
-use crate::prune::stats::LayerStats;
+use crate::prune::layer::{compact, Options};
+use crate::prune::whole::{self, Pruned, PrunedLayer, WholeSpec};
 use crate::prune::Mask;
 use crate::seed;
 use anyhow::{bail, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
+
+/// One pruned layer.
+pub struct PrunedLayerReport {
+    pub name: String,
+    pub index: usize,
+    pub hidden: usize,
+    pub inputs: usize,
+    pub mask: Mask,
+    /// Non-zero incoming weights after pruning over the layer's weights.
+    pub kept_fraction: f64,
+}
 
 /// What `prune` did.
 pub struct PruneOutcome {
@@ -26,75 +36,107 @@ pub struct PruneOutcome {
     pub forward_check: Option<ForwardCheck>,
     /// Calibration samples used, if any.
     pub calibrated_on: Option<usize>,
-    pub layer_name: String,
-    pub layer_index: usize,
-    pub hidden: usize,
-    pub inputs: usize,
-    pub mask: Mask,
+    /// The pruned layers, in the order they were pruned.
+    pub layers: Vec<PrunedLayerReport>,
+    /// Non-zero incoming weights of all pruned layers over their weights.
+    pub kept_fraction: f64,
     pub before: Vec<LayerCounts>,
     pub after: Vec<LayerCounts>,
-    /// Test error before and after, and the test samples.
+    /// Test error before and after pruning (before any fine-tuning), and the test samples.
     pub test_errors: Option<(f64, f64, usize)>,
+    pub finetuned: Option<FineTuned>,
     /// Max |Δ| between the compacted and the masked network, and the probe inputs.
     pub compact_check: Option<(f64, i64)>,
     /// Each output, its format and, for TorchScript, the max |Δ| of the reloaded module.
     pub written: Vec<Written>,
 }
 
-/// The model, its data, and the layer a prune request targets.
+/// The model, its data, and the layers a prune request targets.
 struct Inputs {
     model: LoadedModel,
     calib: Option<Dataset>,
+    /// The `--data` folder (its training split only when fine-tuning).
     test: Option<Dataset>,
-    layer: usize,
+    layers: Vec<usize>,
 }
 
-/// Prunes one hidden layer of a model file and writes every output, or nothing.
+/// Prunes hidden layers of a model file, fine-tunes if asked, and writes every output, or nothing.
 pub fn prune(request: &PruneRequest) -> Result<PruneOutcome> {
     let outputs = check_request(request)?;
     let inputs = read_inputs(request)?;
-    let (mask, pruned) = select_and_prune(request, &inputs)?;
+    let whole = select_and_prune(request, &inputs)?;
     let probe = probe_inputs(&inputs);
     let mlp = &inputs.model.mlp;
-    let (final_net, masked, compact_check) = match (&mask, request.compact) {
-        (Mask::Nodes(kept), true) => {
-            let small = compact(&pruned, inputs.layer, kept)?;
-            let diff = max_abs_diff(&small, &pruned, &probe);
-            if diff.is_nan() || diff > tolerance(&pruned, &probe) {
-                bail!("the compacted network's outputs differ from the masked network's by {diff:.3e}; nothing was written");
-            }
-            (small, Some(pruned), Some((diff, probe.size()[0])))
-        }
-        _ => (pruned, None, None),
-    };
-    let masks = layer_masks(&mask, inputs.layer, mlp);
-    let nets = (&final_net, masked.as_ref().unwrap_or(&final_net), &masks[..]);
-    let (encoded, written) =
-        encode_outputs(request, &inputs.model, inputs.layer, nets, &outputs, &probe)?;
+    let masks = merged_masks(&whole.layers, mlp);
     let test_errors = inputs.test.as_ref().map(|t| {
         (
             mlp.error_rate(&t.test_x, &t.test_y),
-            final_net.error_rate(&t.test_x, &t.test_y),
+            whole.mlp.error_rate(&t.test_x, &t.test_y),
             t.test_x.size()[0] as usize,
         )
     });
+    let (pruned, finetuned) = match (&request.finetune, &inputs.test) {
+        (Some(sgd), Some(data)) => {
+            let (net, done) = finetune(&whole.mlp, data, sgd, &masks, request.seed)?;
+            (net, Some(done))
+        }
+        _ => (whole.mlp, None),
+    };
+    let (final_net, masked, compact_check) = compact_all(request, &whole.layers, pruned, &probe)?;
+    let nets = (&final_net, masked.as_ref().unwrap_or(&final_net), &masks[..]);
+    let (encoded, written) =
+        encode_outputs(request, &inputs.model, &inputs.layers, nets, &outputs, &probe)?;
     files::write_all_atomic(&encoded)?;
     let sizes = mlp.sizes();
+    let layers = whole
+        .layers
+        .into_iter()
+        .map(|l| PrunedLayerReport {
+            name: inputs.model.layers[l.index].name.clone(),
+            index: l.index,
+            hidden: sizes[l.index + 1],
+            inputs: sizes[l.index],
+            mask: l.mask,
+            kept_fraction: l.kept_fraction,
+        })
+        .collect();
     Ok(PruneOutcome {
         description: inputs.model.describe(),
         forward_check: inputs.model.forward_check,
         calibrated_on: inputs.calib.as_ref().map(|c| c.train_x.size()[0] as usize),
-        layer_name: inputs.model.layers[inputs.layer].name.clone(),
-        layer_index: inputs.layer,
-        hidden: sizes[inputs.layer + 1],
-        inputs: sizes[inputs.layer],
+        layers,
+        kept_fraction: whole.kept_fraction,
         before: layer_counts(&inputs.model, mlp),
         after: layer_counts(&inputs.model, &final_net),
-        mask,
         test_errors,
+        finetuned,
         compact_check,
         written,
     })
+}
+
+/// With `--compact`, removes the units of every node-pruned layer and checks the function; returns
+/// the network to write, the masked one it came from, and the check.
+fn compact_all(
+    request: &PruneRequest,
+    layers: &[PrunedLayer],
+    pruned: Mlp,
+    probe: &Tensor,
+) -> Result<(Mlp, Option<Mlp>, Option<(f64, i64)>)> {
+    if !request.compact {
+        return Ok((pruned, None, None));
+    }
+    let mut small = pruned.clone();
+    for layer in layers {
+        if let Mask::Nodes(kept) = &layer.mask {
+            small = compact(&small, layer.index, kept)?;
+        }
+    }
+    let diff = max_abs_diff(&small, &pruned, probe);
+    if diff.is_nan() || diff > tolerance(&pruned, probe) {
+        bail!("the compacted network's outputs differ from the masked network's by {diff:.3e}; nothing was written");
+    }
+    Ok((small, Some(pruned), Some((diff, probe.size()[0]))))
 }
 
 /// Checks what needs no file; returns the outputs with their formats.
@@ -125,6 +167,13 @@ fn check_request(request: &PruneRequest) -> Result<Vec<(PathBuf, OutFormat)>> {
         };
         bail!("{why}: give calibration data with --calib DATA (a dataset folder, e.g. the training set the model learnt from)");
     }
+    whole::check_allocation(method, request.allocation)?;
+    if let Some(sgd) = &request.finetune {
+        if request.data.is_none() {
+            bail!("--finetune-epochs trains on the training split of --data DATA and measures the test error on its test split: give --data");
+        }
+        check_sgd(sgd)?;
+    }
     if !(request.keep > 0.0 && request.keep <= 1.0) {
         bail!("--keep {} is not a kept fraction in (0, 1]", request.keep);
     }
@@ -147,8 +196,9 @@ fn read_inputs(request: &PruneRequest) -> Result<Inputs> {
             );
         }
     }
+    let train = if request.finetune.is_some() { None } else { Some(0) };
     let test = match &request.data {
-        Some(dir) => Some(load_data(dir, normalize, Some(0), None)?),
+        Some(dir) => Some(load_data(dir, normalize, train, None)?),
         None => None,
     };
     let check_x = calib.as_ref().map(|c| &c.train_x).or(test.as_ref().map(|t| &t.test_x));
@@ -158,46 +208,31 @@ fn read_inputs(request: &PruneRequest) -> Result<Inputs> {
             check_fits(&model, data, dir)?;
         }
     }
-    let layer = match &request.layer {
-        Some(name) => model.layer_index(name)?,
-        None => 0,
-    };
-    if layer + 1 >= model.mlp.weights.len() {
-        bail!(
-            "layer `{}` of {} is its output layer, which has no hidden units to prune; choose a hidden layer ({})",
-            model.layers[layer].name,
-            request.model.display(),
-            hidden_names(&model)
-        );
-    }
-    Ok(Inputs { model, calib, test, layer })
+    let layers = hidden_layers(&model, &request.layers, &request.model)?;
+    Ok(Inputs { model, calib, test, layers })
 }
 
-/// Draws the mask at the matched budget of `request.keep` and prunes the layer.
-fn select_and_prune(request: &PruneRequest, inputs: &Inputs) -> Result<(Mask, Mlp)> {
-    let (mlp, index) = (&inputs.model.mlp, inputs.layer);
-    let layer = Layer::of_mlp(mlp, index)?;
-    let shape = layer.shape();
-    let budget = budget::resolve(&BudgetSpec::Fractions(vec![request.keep]), shape)?[0];
-    let stats = match &inputs.calib {
-        Some(c) => LayerStats::calibrate(mlp, index, &c.train_x, !request.bias_free_divnet, false)?,
-        None => LayerStats {
-            inputs: InputMoments::Identity(shape.inputs),
-            pre_activations: None,
-            activations: Tensor::zeros([shape.hidden as i64; 2], (Kind::Double, Device::Cpu)),
+/// Prunes the requested layers in order, each calibrated on the pruned prefix.
+fn select_and_prune(request: &PruneRequest, inputs: &Inputs) -> Result<Pruned> {
+    let spec = WholeSpec {
+        layers: inputs.layers.clone(),
+        names: inputs.model.layers.iter().map(|l| l.name.clone()).collect(),
+        method: request.method,
+        keep: request.keep,
+        allocation: request.allocation,
+        reweight: request.reweight,
+        include_bias: !request.bias_free_divnet,
+        options: Options {
+            node_kernel: request.node_kernel,
+            edge_kernel: request.edge_kernel,
+            ..Options::default()
         },
     };
-    let options = Options {
-        node_kernel: request.node_kernel,
-        edge_kernel: request.edge_kernel,
-        ..Options::default()
-    };
-    let name = &inputs.model.layers[index].name;
-    let mut pruner = LayerPruner::new(&layer, &stats, options, name)?;
-    let mut rng = seed::rng(request.seed, &format!("masks/{name}/{}", request.method.name()));
-    let mask = pruner.masks(request.method, &[budget], 1, &mut rng)?.remove(0).remove(0);
-    let pruned = pruner.pruned(&mask, request.reweight)?.into_mlp(mlp, index);
-    Ok((mask, pruned))
+    let calib = inputs.calib.as_ref().map(|c| &c.train_x);
+    let method = request.method.name();
+    whole::prune_layers(&inputs.model.mlp, &spec, calib, |name| {
+        seed::rng(request.seed, &format!("masks/{name}/{method}"))
+    })
 }
 
 /// Inputs on which the outputs are compared: up to 1,024 of the data's, else Gaussian ones.
@@ -216,6 +251,49 @@ fn probe_inputs(inputs: &Inputs) -> Tensor {
 pub fn max_abs_diff(a: &Mlp, b: &Mlp, x: &Tensor) -> f64 {
     let _guard = tch::no_grad_guard();
     (a.forward(x) - b.forward(x)).abs().max().double_value(&[])
+}
+
+/// The hidden layers `names` pick (`all`: every hidden layer; none: the first), sorted, each once.
+fn hidden_layers(model: &LoadedModel, names: &[String], path: &Path) -> Result<Vec<usize>> {
+    let hidden = model.mlp.weights.len() - 1;
+    if names.iter().any(|n| n == "all") {
+        if names.len() > 1 {
+            bail!("--layer all already names every hidden layer; give it alone or list the layers");
+        }
+        if hidden == 0 {
+            bail!("{} has no hidden layer to prune: it is a single linear layer", path.display());
+        }
+        return Ok((0..hidden).collect());
+    }
+    let mut layers = Vec::new();
+    for name in names {
+        let layer = model.layer_index(name)?;
+        if layer >= hidden {
+            bail!(
+                "layer `{}` of {} is its output layer, which has no hidden units to prune; choose a hidden layer ({})",
+                model.layers[layer].name,
+                path.display(),
+                hidden_names(model)
+            );
+        }
+        if layers.contains(&layer) {
+            bail!("--layer {name}: layer `{}` is named twice", model.layers[layer].name);
+        }
+        layers.push(layer);
+    }
+    if layers.is_empty() {
+        if hidden == 0 {
+            bail!(
+                "layer `{}` of {} is its output layer, which has no hidden units to prune; choose a hidden layer ({})",
+                model.layers[0].name,
+                path.display(),
+                hidden_names(model)
+            );
+        }
+        layers.push(0);
+    }
+    layers.sort_unstable();
+    Ok(layers)
 }
 
 fn hidden_names(model: &LoadedModel) -> String {

@@ -4,7 +4,9 @@ use super::ModelOptions;
 use crate::model::load;
 use crate::model::mlp::Mlp;
 use crate::prune::dpp::kernel::KernelKind;
+use crate::prune::whole::Allocation;
 use crate::prune::Method;
+use crate::train::minibatch::Sgd;
 use std::path::PathBuf;
 use tch::Tensor;
 
@@ -15,8 +17,10 @@ pub struct PruneRequest {
     pub method: Method,
     /// Kept fraction of the layer's incoming weights, in (0, 1].
     pub keep: f64,
-    /// The layer's name in the file, or `wN`; None: the first.
-    pub layer: Option<String>,
+    /// The hidden layers: names in the file or `wN`, or `all`; empty: the first.
+    pub layers: Vec<String>,
+    /// How `keep` is shared out when several layers are pruned.
+    pub allocation: Allocation,
     pub reweight: bool,
     /// Dataset whose training split calibrates DPP kernels and reweighting.
     pub calib: Option<PathBuf>,
@@ -35,6 +39,8 @@ pub struct PruneRequest {
     /// DIVNET regresses act(XWᵀ) (the reference's) instead of act(XWᵀ + b).
     pub bias_free_divnet: bool,
     pub options: ModelOptions,
+    /// Fine-tuning of the pruned network on the training split of `data` (masks held).
+    pub finetune: Option<Sgd>,
 }
 
 /// The largest output difference accepted as equal, relative to the outputs' size.
