@@ -166,7 +166,7 @@ fn mlp(run: &MlpRun, data: &DatasetInfo) -> Result<Cost> {
         memory += sweep.masks as f64 * budgets.len() as f64 * h * d * 8.0;
         let calibration = data.n_train as f64 * (d * d + h * h) * 2.0 / 4e9;
         let dpp_edge = if sweep.methods.contains(&crate::prune::Method::DppEdge) {
-            h * 9.0 * d * d * d / 2e9
+            h * dpp_edge_unit_flops(shape.inputs, &budgets, sweep.masks) / 2e9
         } else {
             0.0
         };
@@ -175,6 +175,21 @@ fn mlp(run: &MlpRun, data: &DatasetInfo) -> Result<Cost> {
         seconds += calibration + dpp_edge + evaluations * data.n_test as f64 * params * 2.0 / 4e9;
     }
     Ok(Cost { memory_bytes: memory, seconds })
+}
+
+/// Flops of DPP edge for one unit with `d` inputs: its D×D kernel's eigendecomposition (about
+/// 9d³) and `masks` k-DPP samples per budget (about 2d·m² each, m = min(k, d − k): samples with
+/// k > d/2 draw the d − k left-out inputs).
+fn dpp_edge_unit_flops(d: usize, budgets: &[crate::prune::budget::Budget], masks: usize) -> f64 {
+    let d = d as f64;
+    let samples: f64 = budgets
+        .iter()
+        .map(|b| {
+            let m = (b.edges as f64).min(d - b.edges as f64);
+            2.0 * d * m * m
+        })
+        .sum();
+    9.0 * d * d * d + masks as f64 * samples
 }
 
 #[cfg(test)]
@@ -188,6 +203,18 @@ mod tests {
         assert_eq!(human_seconds(12.0), "12 s");
         assert_eq!(human_seconds(600.0), "10.0 min");
         assert_eq!(human_seconds(7200.0), "2.0 h");
+    }
+
+    #[test]
+    fn dpp_edge_counts_the_eigendecomposition_and_the_samples() {
+        use crate::prune::budget::Budget;
+        let budget = |edges| Budget { nodes: 1, edges, fraction: 0.5 };
+        let eig = 9.0 * 1000f64.powi(3);
+        assert_eq!(dpp_edge_unit_flops(1000, &[], 3), eig);
+        // k = 900 costs what k = 100 does (the 100 left-out inputs are drawn).
+        let (a, b) = (budget(100), budget(900));
+        assert_eq!(dpp_edge_unit_flops(1000, &[a], 3), dpp_edge_unit_flops(1000, &[b], 3));
+        assert_eq!(dpp_edge_unit_flops(1000, &[a], 2), eig + 2.0 * 2.0 * 1000.0 * 100.0 * 100.0);
     }
 
     #[test]

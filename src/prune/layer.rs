@@ -12,6 +12,7 @@
 use super::budget::{Budget, LayerShape};
 use super::dpp::kernel::{self, InputMoments, KernelKind};
 use super::dpp::sampler::KDpp;
+use super::eta::Eta;
 use super::reweight::{refit_rows, regression_coefficients};
 use super::select::{random_subset, top_k};
 use super::stats::LayerStats;
@@ -308,7 +309,7 @@ impl<'a> LayerPruner<'a> {
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, hidden);
         let units: Vec<usize> = (0..hidden).collect();
         // One libtorch thread per worker while they run, so the cores are not oversubscribed.
-        let threads = tch::get_num_threads();
+        let (threads, eta) = (tch::get_num_threads(), &Eta::new("DPP edge", hidden));
         if workers > 1 {
             tch::set_num_threads(1);
         }
@@ -320,7 +321,7 @@ impl<'a> LayerPruner<'a> {
                     let kind = self.options.edge_kernel;
                     scope.spawn(move || -> Result<Vec<UnitMasks>> {
                         let unit = |h| unit_edge_masks(&w, &moments, kind, h, budgets, count, base);
-                        chunk.iter().map(|&h| unit(h)).collect()
+                        chunk.iter().map(|&h| unit(h).inspect(|_| eta.tick())).collect()
                     })
                 })
                 .collect();

@@ -17,6 +17,7 @@
 //! * least squares use f64 pseudo-inverses with a relative cutoff of 1e-6·s_max (min-norm lstsq).
 pub mod budget;
 pub mod dpp;
+pub mod eta;
 pub mod layer;
 pub mod reweight;
 pub mod select;
