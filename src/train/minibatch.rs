@@ -44,7 +44,8 @@ pub fn train(
 
 /// Fine-tunes a pruned `mlp` as [`train`] does, with `masks[i]` (1 kept, 0 removed; None: all
 /// kept) over its parameters in the order weights, then biases: each step's gradient is masked
-/// and the mask re-applied after the update, so that removed parameters stay exactly zero.
+/// (in place) before the momentum update, so that a removed parameter (zeroed once at the start)
+/// has zero velocity and stays exactly zero (0·μ + 0 = 0, 0 − η·0 = 0).
 pub fn train_masked(
     mlp: &mut Mlp,
     train: (&Tensor, &Tensor),
@@ -57,6 +58,11 @@ pub fn train_masked(
     let count = mlp.weights.len() + mlp.biases.len();
     if masks.len() != count {
         bail!("{} parameter masks for an MLP with {count} parameter tensors", masks.len());
+    }
+    for (p, mask) in mlp.weights.iter_mut().chain(mlp.biases.iter_mut()).zip(masks) {
+        if let Some(mask) = mask {
+            *p = &*p * mask.to_device(p.device());
+        }
     }
     run(mlp, (train, test), sgd, masks, rng, on_epoch, |_, _| {})
 }
@@ -98,15 +104,13 @@ fn run(
             loss.backward();
             tch::no_grad(|| {
                 for ((p, v), mask) in params.iter().zip(velocity.iter_mut()).zip(&masks) {
-                    let grad = match mask {
-                        Some(mask) => p.grad() * mask,
-                        None => p.grad(),
-                    };
+                    let mut grad = p.grad();
+                    if let Some(mask) = mask {
+                        // A zero gradient keeps a zero weight's velocity and value exactly 0.
+                        let _ = grad.g_mul_(mask);
+                    }
                     *v = &*v * sgd.momentum + grad;
                     let _ = p.shallow_clone().g_sub_(&(&*v * sgd.lr));
-                    if let Some(mask) = mask {
-                        let _ = p.shallow_clone().g_mul_(mask);
-                    }
                 }
             });
             loss_sum += loss.double_value(&[]) * chunk.len() as f64;

@@ -14,7 +14,7 @@ use crate::prune::budget::{self, BudgetSpec};
 use crate::prune::layer::{Layer, LayerPruner};
 use crate::prune::stats::LayerStats;
 use crate::prune::sweep::{self, Batch, Streams};
-use crate::prune::whole::{self, WholeSpec};
+use crate::prune::whole::{self, Pruned, WholeSpec};
 use crate::prune::ReweightVariant;
 use crate::seed;
 use crate::train::minibatch::{self, Sgd};
@@ -228,20 +228,7 @@ fn prune_whole(
                 };
                 let pruned = whole::prune_layers(mlp, &spec, Some(&x), stream)?;
                 let pruned_error = pruned.mlp.error_rate(&data.test_x, &data.test_y);
-                let (net, tuned) = match &sgd {
-                    Some(sgd) => {
-                        let masks = model_file::merged_masks(&pruned.layers, mlp);
-                        let (net, done) =
-                            model_file::finetune(&pruned.mlp, data, sgd, &masks, run.seed)?;
-                        (net, Some(done))
-                    }
-                    None => (pruned.mlp.clone(), None),
-                };
-                let fractions: Vec<String> = pruned
-                    .layers
-                    .iter()
-                    .map(|l| format!("{}={:.6}", names[l.index], l.kept_fraction))
-                    .collect();
+                let (net, tuned) = finetuned(&pruned, mlp, data, sgd.as_ref(), run.seed)?;
                 rows.push(ResultRow {
                     layer: Some(label.clone()),
                     method: RowKind::Pruned(method),
@@ -253,7 +240,7 @@ fn prune_whole(
                     mask_sample: Some(sample as u64),
                     test_error: Some(net.error_rate(&data.test_x, &data.test_y)),
                     wall_ms: Some(started.elapsed().as_secs_f64() * 1e3),
-                    layer_kept_fractions: Some(fractions.join(";")),
+                    layer_kept_fractions: Some(kept_fractions(&pruned, &names)),
                     test_error_pruned: tuned.as_ref().map(|_| pruned_error),
                     finetune_losses: tuned.as_ref().map(|t| {
                         t.epochs
@@ -269,4 +256,24 @@ fn prune_whole(
         }
     }
     Ok(())
+}
+
+/// `pruned` fine-tuned on `data` with its masks held (when `sgd` is given).
+fn finetuned(
+    pruned: &Pruned,
+    mlp: &Mlp,
+    data: &Dataset,
+    sgd: Option<&Sgd>,
+    seed: u64,
+) -> Result<(Mlp, Option<model_file::FineTuned>)> {
+    let Some(sgd) = sgd else { return Ok((pruned.mlp.clone(), None)) };
+    let masks = model_file::merged_masks(&pruned.layers, mlp);
+    let (net, done) = model_file::finetune(&pruned.mlp, data, sgd, &masks, seed)?;
+    Ok((net, Some(done)))
+}
+
+/// `w1=0.553333;w2=0.282000`: each pruned layer's kept fraction of its weights.
+fn kept_fractions(pruned: &Pruned, names: &[String]) -> String {
+    let each = pruned.layers.iter().map(|l| format!("{}={:.6}", names[l.index], l.kept_fraction));
+    each.collect::<Vec<_>>().join(";")
 }

@@ -115,6 +115,9 @@ pub fn prune(request: &PruneRequest) -> Result<PruneOutcome> {
     })
 }
 
+/// The network to write, the masked one it was compacted from, and the compaction check.
+type Compacted = (Mlp, Option<Mlp>, Option<(f64, i64)>);
+
 /// With `--compact`, removes the units of every node-pruned layer and checks the function; returns
 /// the network to write, the masked one it came from, and the check.
 fn compact_all(
@@ -122,7 +125,7 @@ fn compact_all(
     layers: &[PrunedLayer],
     pruned: Mlp,
     probe: &Tensor,
-) -> Result<(Mlp, Option<Mlp>, Option<(f64, i64)>)> {
+) -> Result<Compacted> {
     if !request.compact {
         return Ok((pruned, None, None));
     }
