@@ -34,6 +34,7 @@ use super::linalg::{det, mat_vec, pinv_sym};
 use super::order_params::OrderParams;
 use crate::model::two_layer::TwoLayer;
 use crate::prune::select::top_k;
+use crate::prune::Method;
 use anyhow::{ensure, Result};
 use serde::Serialize;
 use std::f64::consts::PI;
@@ -184,6 +185,22 @@ pub struct NodeExpectation {
     pub random_reweighted: Option<f64>,
     pub dpp_reweighted: Option<f64>,
     pub importance_reweighted: Option<f64>,
+}
+
+impl NodeExpectation {
+    /// The expectation for one node method, with or without DIVNET; `None` for an edge method or
+    /// where there is none (no k-DPP of that size, DIVNET not computed).
+    pub fn of(&self, method: Method, reweight: bool) -> Option<f64> {
+        match (method, reweight) {
+            (Method::RandomNode, false) => Some(self.random),
+            (Method::RandomNode, true) => self.random_reweighted,
+            (Method::DppNode, false) => self.dpp,
+            (Method::DppNode, true) => self.dpp_reweighted,
+            (Method::ImportanceNode, false) => Some(self.importance),
+            (Method::ImportanceNode, true) => self.importance_reweighted,
+            _ => None,
+        }
+    }
 }
 
 /// Exact expectations of random, DPP and importance node pruning to `kn` units by enumeration,

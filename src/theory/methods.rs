@@ -82,15 +82,7 @@ fn method_error(
         if net.op.k > MAX_ENUMERATED_UNITS {
             return Ok(None);
         }
-        let e = node_pruning(net, budget.nodes, reweight)?;
-        return Ok(match (method, reweight) {
-            (Method::RandomNode, false) => Some(e.random),
-            (Method::RandomNode, true) => e.random_reweighted,
-            (Method::DppNode, false) => e.dpp,
-            (Method::DppNode, true) => e.dpp_reweighted,
-            (Method::ImportanceNode, false) => Some(e.importance),
-            (_, _) => e.importance_reweighted,
-        });
+        return Ok(node_pruning(net, budget.nodes, reweight)?.of(method, reweight));
     }
     if reweight {
         return Ok(None);

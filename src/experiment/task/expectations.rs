@@ -52,16 +52,10 @@ impl Expectations {
                 if reweight && self.options.reweight_variant != ReweightVariant::Divnet {
                     return None;
                 }
-                let node = self.node(budget.nodes)?;
-                match (method, reweight) {
-                    (Method::RandomNode, _) if !exact_random => return None,
-                    (Method::RandomNode, false) => Some(node.random),
-                    (Method::RandomNode, true) => node.random_reweighted,
-                    (Method::DppNode, false) => node.dpp,
-                    (Method::DppNode, true) => node.dpp_reweighted,
-                    (_, false) => Some(node.importance),
-                    (_, true) => node.importance_reweighted,
+                if method == Method::RandomNode && !exact_random {
+                    return None;
                 }
+                self.node(budget.nodes)?.of(method, reweight)
             }
             // With C = I, edge reweighting (the kept weights re-fitted) is a no-op.
             Method::RandomEdge if exact_random => {
