@@ -88,7 +88,7 @@ pub fn render_svg(h: &Heatmap, canvas: &Canvas) -> String {
     let fonts = Fonts::new(canvas.font_size);
     let (w, ht) = (canvas.width, canvas.height);
     let title = wrap(&h.title, ", ", w - 24.0, fonts.title);
-    let caption = wrap(&h.caption, "; ", w - 24.0, fonts.caption);
+    let caption = wrap(&h.caption, " ", w - 24.0, fonts.caption);
     let top = 14.0 + title.len() as f64 * fonts.title * 1.25 + 8.0;
     let bottom = ht - 12.0 - caption.len() as f64 * fonts.caption * 1.3 - fonts.label * 2.6;
     let left = 16.0 + fonts.label * 1.4 + text_width(&format!("{}", h.rows), fonts.tick) + 8.0;
