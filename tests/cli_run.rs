@@ -4,7 +4,8 @@ use prunelab::experiment::plan::TaskKind;
 use prunelab::experiment::record::{read_rows, RowKind, RunStatus, COLUMNS};
 
 const HEADER: &str = "experiment,run_id,task,seed,layer,method,reweight,keep_nodes,keep_edges,keep_fraction,\
-achieved_fraction,params_total,params_nonzero,mask_sample,test_error,ge_empirical,ge_theory,wall_ms,device,status,error,settings,epoch,train_loss";
+achieved_fraction,params_total,params_nonzero,mask_sample,test_error,ge_empirical,ge_theory,wall_ms,device,status,error,settings,epoch,train_loss,\
+layer_kept_fractions,test_error_pruned,finetune_losses";
 
 #[test]
 fn a_small_sweep_writes_every_output() {
