@@ -276,44 +276,6 @@ pub(crate) fn for_each_subset(k: usize, kn: usize, mut f: impl FnMut(&[usize])) 
     }
 }
 
-/// The joint inclusion probabilities P(i ∈ S and k ∈ S) of the k-DPP with kernel `l` (K×K,
-/// row-major, symmetric PSD) that draws kn items, P(S) = det(L_S)/e_kn(λ), by summing det(L_S)
-/// over all C(K, kn) subsets (K ≤ [`MAX_ENUMERATED_UNITS`]). Row-major K×K; the diagonal holds
-/// the marginals P(i ∈ S), which sum to kn, and row i sums to kn·P(i ∈ S). DPP node pruning of a
-/// teacher-student layer uses the linear kernel L = W Wᵀ = N·Q, and a k-DPP does not change when
-/// its kernel is scaled, so `l` may be Q itself.
-pub fn dpp_inclusion(l: &[f64], k: usize, kn: usize) -> Result<Vec<f64>> {
-    ensure!(
-        l.len() == k * k,
-        "a DPP kernel over {k} items needs {} entries, got {}",
-        k * k,
-        l.len()
-    );
-    ensure!(
-        k <= MAX_ENUMERATED_UNITS,
-        "exact inclusion probabilities enumerate all C(K, kn) subsets; K = {k} is above the limit of {MAX_ENUMERATED_UNITS}"
-    );
-    ensure!((1..=k).contains(&kn), "kn = {kn} kept units is outside 1..={k}");
-    let mut joint = vec![0.0; k * k];
-    let (mut total, mut largest) = (0.0, 0.0f64);
-    for_each_subset(k, kn, |s| {
-        let (d, diag) = subset_det(l, k, s);
-        largest = largest.max(diag);
-        total += d;
-        for &i in s {
-            for &j in s {
-                joint[i * k + j] += d;
-            }
-        }
-    });
-    // Hadamard: det L_S ≤ Π L_ii, so a total this small means rank L < kn.
-    ensure!(
-        total > 1e-12 * largest && total.is_finite(),
-        "the DPP kernel has rank below kn = {kn}: no {kn} units can be drawn"
-    );
-    Ok(joint.into_iter().map(|x| x / total).collect())
-}
-
 /// The next kn-subset of 0..n in lexicographic order; false after the last.
 fn next_combination(s: &mut [usize], n: usize) -> bool {
     let kn = s.len();

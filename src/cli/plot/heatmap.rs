@@ -1,10 +1,11 @@
 //! `prunelab plot --heatmap`: reads a teacher-student run's saved student and teacher and builds
 //! the matrix to draw (paper Figure 2E–G): Q, R, the DPP's kernel, or the exact joint inclusion probabilities of
-//! the k-DPP that `dpp_node` samples ([`crate::theory::expected::dpp_inclusion`]).
+//! the k-DPP that `dpp_node` samples ([`crate::theory::blocks::dpp_inclusion`]).
 use crate::model::io::load_two_layer;
 use crate::model::two_layer::TwoLayer;
 use crate::plot::heatmap::{Heatmap, Scale};
-use crate::theory::expected::{dpp_inclusion, MAX_ENUMERATED_UNITS};
+use crate::theory::blocks::dpp_inclusion;
+use crate::theory::expected::MAX_ENUMERATED_UNITS;
 use crate::theory::order_params::OrderParams;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;

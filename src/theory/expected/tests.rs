@@ -1,5 +1,6 @@
 use super::*;
 use crate::prune::dpp::sampler::log_esp;
+use crate::theory::blocks::dpp_inclusion;
 use crate::theory::linalg::sym_eigen;
 use rand::Rng;
 
