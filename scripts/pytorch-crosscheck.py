@@ -104,6 +104,30 @@ def forward_time(model, x, repeats):
         return time.perf_counter() - started
 
 
+def train_and_save(args, train, test):
+    """Trains Net(args.activation) for args.epochs (SGD, lr 0.05, momentum 0.9, batch 64, seed 0),
+    saves it as TorchScript in args.out and returns (net, path, test accuracy)."""
+    (train_x, train_y), (test_x, test_y) = train, test
+    torch.manual_seed(0)
+    net = Net(args.activation)
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    started = time.time()
+    for _ in range(args.epochs):
+        order = torch.randperm(len(train_x))
+        for i in range(0, len(order), 64):
+            batch = order[i:i + 64]
+            opt.zero_grad()
+            F.cross_entropy(net(train_x[batch]), train_y[batch]).backward()
+            opt.step()
+    net.eval()
+    acc = accuracy(net, test_x, test_y)
+    path = os.path.join(args.out, f"mlp-{args.activation}.pt")
+    torch.jit.save(torch.jit.script(net), path)
+    print(f"trained 784-300-100-10 {args.activation} MLP, {args.epochs} epochs in {time.time() - started:.0f} s: "
+          f"test accuracy {100 * acc:.2f}% -> {path}")
+    return net, path, acc
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--prunelab", default="target/release/prunelab")
@@ -124,23 +148,7 @@ def main():
     test_x, test_y = load_split(args.data, "t10k")
 
     # 1. Train and save as TorchScript.
-    torch.manual_seed(0)
-    net = Net(args.activation)
-    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
-    started = time.time()
-    for epoch in range(args.epochs):
-        order = torch.randperm(len(train_x))
-        for i in range(0, len(order), 64):
-            batch = order[i:i + 64]
-            opt.zero_grad()
-            F.cross_entropy(net(train_x[batch]), train_y[batch]).backward()
-            opt.step()
-    net.eval()
-    base_acc = accuracy(net, test_x, test_y)
-    model_path = os.path.join(args.out, f"mlp-{args.activation}.pt")
-    torch.jit.save(torch.jit.script(net), model_path)
-    print(f"trained 784-300-100-10 {args.activation} MLP, {args.epochs} epochs in {time.time() - started:.0f} s: "
-          f"test accuracy {100 * base_acc:.2f}% -> {model_path}")
+    net, model_path, base_acc = train_and_save(args, (train_x, train_y), (test_x, test_y))
 
     calib = ["--calib", args.data]
     if args.calib_samples:

@@ -25,10 +25,8 @@ import importlib.util
 import os
 import re
 import sys
-import time
 
 import torch
-import torch.nn.functional as F
 import torch.nn.utils.prune as tprune
 from safetensors.torch import load_file
 
@@ -36,30 +34,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 _spec = importlib.util.spec_from_file_location("crosscheck", os.path.join(HERE, "pytorch-crosscheck.py"))
 crosscheck = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(crosscheck)
-Net, accuracy, load_split, run, METHODS = (
-    crosscheck.Net, crosscheck.accuracy, crosscheck.load_split, crosscheck.run, crosscheck.METHODS)
+Net, accuracy, load_split, run, train_and_save, METHODS = (
+    crosscheck.Net, crosscheck.accuracy, crosscheck.load_split, crosscheck.run, crosscheck.train_and_save,
+    crosscheck.METHODS)
 
 LAYERS = ["fc1", "fc2", "fc3"]
-
-
-def train(args, train_x, train_y, test_x, test_y):
-    torch.manual_seed(0)
-    net = Net(args.activation)
-    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
-    started = time.time()
-    for _ in range(args.epochs):
-        order = torch.randperm(len(train_x))
-        for i in range(0, len(order), 64):
-            batch = order[i:i + 64]
-            opt.zero_grad()
-            F.cross_entropy(net(train_x[batch]), train_y[batch]).backward()
-            opt.step()
-    net.eval()
-    path = os.path.join(args.out, f"mlp-{args.activation}.pt")
-    torch.jit.save(torch.jit.script(net), path)
-    print(f"trained 784-300-100-10 {args.activation} MLP, {args.epochs} epochs in {time.time() - started:.0f} s: "
-          f"test accuracy {100 * accuracy(net, test_x, test_y):.2f}% -> {path}")
-    return path
 
 
 def reported_errors(stdout):
@@ -139,7 +118,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     train_x, train_y = load_split(args.data, "train")
     test = load_split(args.data, "t10k")
-    model_path = args.model or train(args, train_x, train_y, *test)
+    model_path = args.model or train_and_save(args, (train_x, train_y), test)[1]
 
     failures, rows = [], []
     for method in args.methods.split(","):
