@@ -243,11 +243,14 @@ fn bench_dpp(n: usize, k: usize, samples: usize) -> Result<Status> {
     let mut rng = seed::rng(1, "bench");
     dpp.sample(k, &mut rng)?; // builds the eigenvalue table once
     let (start, cpu_start) = (Instant::now(), thread_cpu_seconds());
+    let mut fingerprint = Fingerprint::default();
     for _ in 0..samples {
-        dpp.sample(k, &mut rng)?;
+        fingerprint.add(&dpp.sample(k, &mut rng)?);
     }
     let per = start.elapsed().as_secs_f64() / samples as f64;
     println!("k-DPP n = {n}, k = {k}, one thread: eigendecomposition {:.1} ms, then {:.2} ms per sample (mean of {samples} samples)", eig * 1e3, per * 1e3);
+    // Equal fingerprints across builds or machines mean the seeded draws are the same.
+    println!("  fingerprint of the drawn items: {:016x}", fingerprint.0);
     // On a busy machine wall time overstates the cost; the thread's CPU time does not.
     if let (Some(a), Some(b)) = (cpu_start, thread_cpu_seconds()) {
         println!(
@@ -256,6 +259,25 @@ fn bench_dpp(n: usize, k: usize, samples: usize) -> Result<Status> {
         );
     }
     Ok(Status::Ok)
+}
+
+/// FNV-1a hash of a sequence of item lists.
+struct Fingerprint(u64);
+
+impl Default for Fingerprint {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fingerprint {
+    fn add(&mut self, items: &[usize]) {
+        for &i in items.iter().chain([&usize::MAX]) {
+            for byte in (i as u64).to_le_bytes() {
+                self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+    }
 }
 
 /// CPU time of the calling thread so far, from Linux's `/proc/thread-self/schedstat` (None
