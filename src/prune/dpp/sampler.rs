@@ -27,7 +27,7 @@
 //!    items × directions from a tiled copy of `V`, so `V` is read once per refresh (about
 //!    `log₂ k` of them) instead of once per draw. A draw costs `O(n k²)` flops in all
 //!    (`O(n k²)` for the refreshes plus `O(k³)` for rejections and Gram–Schmidt); the inner
-//!    kernels use AVX2 when the CPU has it, with bit-identical results.
+//!    kernels use the widest vector extension the CPU has (`simd::widest_fused!`).
 //!
 //! Numerical safeguards:
 //! - Eigenvalues are clamped at 0; those at or below `λ_max · n · ε` (the numerical rank
@@ -56,7 +56,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::projection::sample_projection;
 #[cfg(test)]
-use super::projection::{axpy, dot, pack_items, project_block};
+use super::projection::{axpy, dot, pack_items, project_block, project_row};
 
 use anyhow::{bail, ensure, Result};
 use rand::Rng;
@@ -756,25 +756,54 @@ mod tests {
 
     #[test]
     fn blocked_refresh_matches_direct_products() {
-        // Sizes that are not multiples of the tiles: partial item and direction tiles.
-        let (n, k, first, m) = (21, 7, 1, 6);
-        let mut r = rng(51);
-        let rows: Vec<Vec<f64>> =
-            (0..k).map(|_| (0..n).map(|_| gaussian(&mut r)).collect()).collect();
-        let refs: Vec<&[f64]> = rows.iter().map(Vec::as_slice).collect();
-        let b: Vec<f64> = (0..m * k).map(|_| gaussian(&mut r)).collect();
-        let mut c = vec![0.0; n * k];
-        let mut res: Vec<f64> = (0..n).map(|i| 10.0 + i as f64).collect();
-        project_block(&pack_items(&refs, n), &b, first, &mut c, &mut res);
-        for i in 0..n {
-            let row: Vec<f64> = rows.iter().map(|col| col[i]).collect();
-            let mut want = 10.0 + i as f64;
-            for (t, bt) in b.chunks_exact(k).enumerate() {
-                let ct: f64 = row.iter().zip(bt).map(|(x, y)| x * y).sum();
-                assert!((c[i * k + first + t] - ct).abs() < 1e-12, "c[{i}][{t}]");
-                want -= ct * ct;
+        // Sizes that are not multiples of the register tiles (partial item and direction tiles),
+        // and sizes spanning several cache blocks of coordinates and of directions.
+        for (n, k, first, m) in [(21, 7, 1, 6), (19, 300, 3, 70)] {
+            let mut r = rng(51);
+            let rows: Vec<Vec<f64>> =
+                (0..k).map(|_| (0..n).map(|_| gaussian(&mut r)).collect()).collect();
+            let refs: Vec<&[f64]> = rows.iter().map(Vec::as_slice).collect();
+            let b: Vec<f64> = (0..m * k).map(|_| gaussian(&mut r)).collect();
+            let mut c = vec![0.0; n * k];
+            let mut res: Vec<f64> = (0..n).map(|i| 1e3 + i as f64).collect();
+            project_block(&pack_items(&refs, n), &b, first, &mut c, &mut res);
+            for i in 0..n {
+                let row: Vec<f64> = rows.iter().map(|col| col[i]).collect();
+                let mut want = 1e3 + i as f64;
+                for (t, bt) in b.chunks_exact(k).enumerate() {
+                    let ct: f64 = row.iter().zip(bt).map(|(x, y)| x * y).sum();
+                    assert!((c[i * k + first + t] - ct).abs() < 1e-11, "c[{i}][{t}], k = {k}");
+                    want -= ct * ct;
+                }
+                assert!((res[i] - want).abs() < 1e-8 * want.abs().max(1.0), "res[{i}], k = {k}");
+                // Columns outside the block are left alone.
+                assert!(c[i * k..i * k + first].iter().all(|&x| x == 0.0));
+                assert!(c[i * k + first + m..(i + 1) * k].iter().all(|&x| x == 0.0));
             }
-            assert!((res[i] - want).abs() < 1e-10, "res[{i}]");
+        }
+    }
+
+    #[test]
+    fn vector_kernels_match_plain_sums() {
+        // Lengths around the kernels' lane and chain widths, so every remainder path runs.
+        let mut r = rng(53);
+        for len in [0, 1, 7, 8, 9, 31, 32, 33, 300] {
+            let x: Vec<f64> = (0..len).map(|_| gaussian(&mut r)).collect();
+            let y: Vec<f64> = (0..len).map(|_| gaussian(&mut r)).collect();
+            let plain: f64 = x.iter().zip(&y).map(|(a, b)| a * b).sum();
+            assert!((dot(&x, &y) - plain).abs() < 1e-12 * (len as f64 + 1.0), "len {len}");
+            for m in [1, 8, 11] {
+                let b: Vec<f64> = (0..m * len).map(|_| gaussian(&mut r)).collect();
+                let mut out = vec![f64::NAN; m];
+                project_row(&x, &b, &mut out);
+                for (t, bt) in b.chunks_exact(len.max(1)).take(m).enumerate() {
+                    let want: f64 = x.iter().zip(bt).map(|(a, b)| a * b).sum();
+                    assert!((out[t] - want).abs() < 1e-12 * (len as f64 + 1.0), "{len}, {t}");
+                }
+                if len == 0 {
+                    assert!(out.iter().all(|&v| v == 0.0));
+                }
+            }
         }
     }
 
