@@ -166,7 +166,7 @@ fn mlp(run: &MlpRun, data: &DatasetInfo) -> Result<Cost> {
         memory += sweep.masks as f64 * budgets.len() as f64 * h * d * 8.0;
         let calibration = data.n_train as f64 * (d * d + h * h) * 2.0 / 4e9;
         let dpp_edge = if sweep.methods.contains(&crate::prune::Method::DppEdge) {
-            h * dpp_edge_unit_flops(shape.inputs, &budgets, sweep.masks) / 2e9
+            h * dpp_edge_unit_seconds(shape.inputs, &budgets, sweep.masks)
         } else {
             0.0
         };
@@ -177,10 +177,20 @@ fn mlp(run: &MlpRun, data: &DatasetInfo) -> Result<Cost> {
     Ok(Cost { memory_bytes: memory, seconds })
 }
 
-/// Flops of DPP edge for one unit with `d` inputs: its D×D kernel's eigendecomposition (about
-/// 9d³) and `masks` k-DPP samples per budget (about 2d·m² each, m = min(k, d − k): samples with
-/// k > d/2 draw the d − k left-out inputs).
-fn dpp_edge_unit_flops(d: usize, budgets: &[crate::prune::budget::Budget], masks: usize) -> f64 {
+/// Flops per second of a D×D eigendecomposition (LAPACK's divide and conquer in libtorch, about
+/// 9D³ flops) on one core: 5.3–6.6 s for D = 3,072 on a 2-vCPU Xeon (`prunelab bench dpp --n
+/// 3072`).
+const EIGH_FLOPS: f64 = 4e10;
+
+/// Flops per second of k-DPP sampling on one core, counting 2D·m² flops per sample (m = min(k,
+/// D − k)): 0.45–0.55 s per sample over fig3-cifar's nine budgets on the same machine
+/// (`prunelab bench dpp-edge`).
+const SAMPLE_FLOPS: f64 = 1e10;
+
+/// Seconds of DPP edge for one unit with `d` inputs on one core: its D×D kernel's
+/// eigendecomposition and `masks` k-DPP samples per budget (samples with k > d/2 draw the d − k
+/// left-out inputs).
+fn dpp_edge_unit_seconds(d: usize, budgets: &[crate::prune::budget::Budget], masks: usize) -> f64 {
     let d = d as f64;
     let samples: f64 = budgets
         .iter()
@@ -189,7 +199,7 @@ fn dpp_edge_unit_flops(d: usize, budgets: &[crate::prune::budget::Budget], masks
             2.0 * d * m * m
         })
         .sum();
-    9.0 * d * d * d + masks as f64 * samples
+    9.0 * d * d * d / EIGH_FLOPS + masks as f64 * samples / SAMPLE_FLOPS
 }
 
 #[cfg(test)]
@@ -209,12 +219,19 @@ mod tests {
     fn dpp_edge_counts_the_eigendecomposition_and_the_samples() {
         use crate::prune::budget::Budget;
         let budget = |edges| Budget { nodes: 1, edges, fraction: 0.5 };
-        let eig = 9.0 * 1000f64.powi(3);
-        assert_eq!(dpp_edge_unit_flops(1000, &[], 3), eig);
+        let eig = 9.0 * 1000f64.powi(3) / EIGH_FLOPS;
+        assert_eq!(dpp_edge_unit_seconds(1000, &[], 3), eig);
         // k = 900 costs what k = 100 does (the 100 left-out inputs are drawn).
         let (a, b) = (budget(100), budget(900));
-        assert_eq!(dpp_edge_unit_flops(1000, &[a], 3), dpp_edge_unit_flops(1000, &[b], 3));
-        assert_eq!(dpp_edge_unit_flops(1000, &[a], 2), eig + 2.0 * 2.0 * 1000.0 * 100.0 * 100.0);
+        assert_eq!(dpp_edge_unit_seconds(1000, &[a], 3), dpp_edge_unit_seconds(1000, &[b], 3));
+        let two_samples = 2.0 * 2.0 * 1000.0 * 100.0 * 100.0 / SAMPLE_FLOPS;
+        assert!((dpp_edge_unit_seconds(1000, &[a], 2) - eig - two_samples).abs() < 1e-12);
+        // fig3-cifar's layer: the measured 20 s or so per unit on one core, within a factor 2.
+        let shape = LayerShape { inputs: 3072, hidden: 1000, fan_out: 1000 };
+        let fractions = (1..=9).map(|i| f64::from(i) / 10.0).collect();
+        let budgets = budget::resolve(&budget::BudgetSpec::Fractions(fractions), shape).unwrap();
+        let unit = dpp_edge_unit_seconds(3072, &budgets, 3);
+        assert!((10.0..40.0).contains(&unit), "{unit} s per unit");
     }
 
     #[test]
