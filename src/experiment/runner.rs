@@ -249,6 +249,17 @@ impl Recorder {
     }
 }
 
+/// Makes this thread's first calls into libtorch's matrix product and `erf` on a throwaway
+/// tensor. The first `erf` of a worker occasionally (about one process in 40 on a loaded 2-core
+/// machine) returned other values than every later call with the same input, so the first run's
+/// empirical error differed between two runs of the same config; with this warm-up none did in
+/// 170 processes under the same load. Runs stay reproducible whatever the load.
+fn warm_up_libtorch() {
+    let _guard = tch::no_grad_guard();
+    let a = tch::Tensor::ones([64, 64], (tch::Kind::Float, tch::Device::Cpu));
+    let _ = a.matmul(&a).erf().mv(&a.get(0)).sum(tch::Kind::Double).double_value(&[]);
+}
+
 /// Executes `pending` on `options.jobs` worker threads and hands each run's rows to `record`, on
 /// the calling thread, as runs finish. An error from `record` stops the sweep: runs in flight
 /// finish, nothing more starts, and the error is returned.
@@ -275,6 +286,7 @@ fn execute_all(
                 .spawn_scoped(scope, move || {
                     // libtorch keeps its intra-op thread count per calling thread.
                     tch::set_num_threads(threads);
+                    warm_up_libtorch();
                     let (started, mut finished) = (std::time::Instant::now(), 0usize);
                     while !stop.load(Ordering::Relaxed) && crate::interrupt::received().is_none() {
                         let Some(&(position, run)) =
