@@ -202,12 +202,12 @@ impl Chain {
         let row_norm2 = dot(bt, bt);
         let mut coef: Vec<f64> = self.c[j * k..][..self.fresh].iter().map(|&x| -x).collect();
         coef.extend(self.recent.iter().map(|&x| -x));
-        accumulate(bt, &prev, &coef, 0);
+        accumulate(bt, &prev, &coef);
         let mut norm2 = dot(bt, bt);
         if norm2 < REORTH * row_norm2 {
             project_row(bt, done, &mut coef);
             coef.iter_mut().for_each(|x| *x = -*x);
-            accumulate(bt, &prev, &coef, 0);
+            accumulate(bt, &prev, &coef);
             norm2 = dot(bt, bt);
         }
         if norm2 > 0.0 && norm2.is_finite() {
@@ -323,20 +323,19 @@ fn tile_product_body<const FUSED: bool>(vp: &[f64], bp: &[f64], acc: &mut [[f64;
 }
 
 crate::simd::widest_fused!(
-    /// `out += Σ_a coef[a] · rows[a][lo..lo + out.len()]`, one row after the other, four rows per
-    /// pass over `out`.
-    fn accumulate(out: &mut [f64], rows: &[&[f64]], coef: &[f64], lo: usize) => accumulate_body
+    /// `out += Σ_a coef[a] · rows[a]`, one row after the other, four rows per pass over `out`.
+    fn accumulate(out: &mut [f64], rows: &[&[f64]], coef: &[f64]) => accumulate_body
 );
 
 #[inline(always)]
-fn accumulate_body<const FUSED: bool>(out: &mut [f64], rows: &[&[f64]], coef: &[f64], lo: usize) {
-    let hi = lo + out.len();
+fn accumulate_body<const FUSED: bool>(out: &mut [f64], rows: &[&[f64]], coef: &[f64]) {
+    let n = out.len();
     let mut quads = rows.chunks_exact(4).zip(coef.chunks_exact(4));
     for (r, w) in &mut quads {
-        let (r0, r1, r2, r3) = (&r[0][lo..hi], &r[1][lo..hi], &r[2][lo..hi], &r[3][lo..hi]);
+        let (r0, r1, r2, r3) = (&r[0][..n], &r[1][..n], &r[2][..n], &r[3][..n]);
         // Index loops: the same vectorised code as iterator chains in release builds, and several
         // times faster in unoptimised test builds.
-        for i in 0..out.len() {
+        for i in 0..n {
             let x = madd::<FUSED>(w[0], r0[i], out[i]);
             let x = madd::<FUSED>(w[1], r1[i], x);
             let x = madd::<FUSED>(w[2], r2[i], x);
@@ -345,7 +344,7 @@ fn accumulate_body<const FUSED: bool>(out: &mut [f64], rows: &[&[f64]], coef: &[
     }
     let tail = rows.len().min(coef.len()) / 4 * 4;
     for (r, &w) in rows[tail..].iter().zip(&coef[tail..]) {
-        for (o, &x) in out.iter_mut().zip(&r[lo..hi]) {
+        for (o, &x) in out.iter_mut().zip(*r) {
             *o = madd::<FUSED>(w, x, *o);
         }
     }
@@ -394,47 +393,12 @@ fn lanes_sum(x: &[f64; 8]) -> f64 {
     ((x[0] + x[4]) + (x[2] + x[6])) + ((x[1] + x[5]) + (x[3] + x[7]))
 }
 
-/// `y += a · x`.
-#[cfg(test)]
-pub(super) fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
+/// `x · y`, as [`project_row`] sums it.
+pub(super) fn dot(x: &[f64], y: &[f64]) -> f64 {
     let len = x.len().min(y.len());
-    let (x, y) = (&x[..len], &mut y[..len]);
-    for i in 0..len {
-        y[i] += a * x[i];
-    }
-}
-
-crate::simd::widest_fused!(
-    /// `x · y`, element `i` summed into running sum `i mod 32` (four chains of eight: enough
-    /// independent sums to hide the latency of a multiply-add), the sums then added pairwise: the
-    /// same order, and so the same bits, at every vector width.
-    pub(super) fn dot(x: &[f64], y: &[f64]) -> f64 => dot_body
-);
-
-#[inline(always)]
-fn dot_body<const FUSED: bool>(x: &[f64], y: &[f64]) -> f64 {
-    const BLOCK: usize = 32;
-    let len = x.len().min(y.len());
-    let (x, y) = (&x[..len], &y[..len]);
-    let mut acc = [[0.0; 8]; 4];
-    let full = len / BLOCK * BLOCK;
-    for start in (0..full).step_by(BLOCK) {
-        for (c, chain) in acc.iter_mut().enumerate() {
-            let (xs, ys) = (&x[start + 8 * c..][..8], &y[start + 8 * c..][..8]);
-            for l in 0..8 {
-                chain[l] = madd::<FUSED>(xs[l], ys[l], chain[l]);
-            }
-        }
-    }
-    for i in full..len {
-        let (c, l) = ((i - full) / 8, (i - full) % 8);
-        acc[c][l] = madd::<FUSED>(x[i], y[i], acc[c][l]);
-    }
-    let mut sum = [0.0; 8];
-    for l in 0..8 {
-        sum[l] = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
-    }
-    lanes_sum(&sum)
+    let mut out = [0.0];
+    project_row(&x[..len], &y[..len], &mut out);
+    out[0]
 }
 
 #[cfg(test)]

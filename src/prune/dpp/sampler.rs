@@ -58,7 +58,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::projection::sample_projection;
 #[cfg(test)]
-use super::projection::{axpy, dot, pack_items, project_block, project_row};
+use super::projection::{dot, pack_items, project_block, project_row};
 
 use anyhow::{bail, ensure, Result};
 use rand::Rng;
@@ -329,6 +329,11 @@ mod tests {
 
     fn rng(seed: u64) -> Xoshiro256PlusPlus {
         Xoshiro256PlusPlus::seed_from_u64(seed)
+    }
+
+    /// `y += a · x`.
+    fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
+        y.iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
     }
 
     /// Standard normal by Box–Muller.
