@@ -26,12 +26,27 @@ const REORTH: f64 = 1.0 / 1024.0;
 
 /// Samples the projection DPP with kernel `V Vᵀ`, where `rows[a]` (length `n`) is column `a` of
 /// `V` and the columns are orthonormal. Returns `rows.len()` distinct items in draw order.
+/// `buffers` are the chain's large arrays, kept between samples (see [`Buffers`]).
 pub(super) fn sample_projection<R: Rng + ?Sized>(
     rows: &[&[f64]],
     n: usize,
     rng: &mut R,
+    buffers: &mut Buffers,
 ) -> Vec<usize> {
-    Chain::new(rows, n).draw_all(rng)
+    let mut chain = Chain::new(rows, n, std::mem::take(buffers));
+    let items = chain.draw_all(rng);
+    *buffers = Buffers { vp: chain.vp, b: chain.b, c: chain.c };
+    items
+}
+
+/// The chain's `O(n·k)` and `O(k²)` arrays, reused by the next sample: freshly allocated, they
+/// come from the operating system as untouched pages (tens of MB for a CIFAR-sized layer), and
+/// faulting them in cost about a tenth of a sample.
+#[derive(Default)]
+pub(super) struct Buffers {
+    vp: Vec<f64>,
+    b: Vec<f64>,
+    c: Vec<f64>,
 }
 
 /// State of the projection-phase chain rule (see the module documentation).
@@ -56,8 +71,15 @@ struct Chain {
 }
 
 impl Chain {
-    fn new(rows: &[&[f64]], n: usize) -> Self {
+    fn new(rows: &[&[f64]], n: usize, buffers: Buffers) -> Self {
         let k = rows.len();
+        let Buffers { mut vp, mut b, mut c } = buffers;
+        pack_items_into(rows, n, &mut vp);
+        // Every entry of `b` and `c` is written before it is read; `c` is zeroed all the same
+        // because a refresh continues its sums from it.
+        b.resize(k * k, 0.0);
+        c.clear();
+        c.resize(n * k, 0.0);
         let mut res = vec![0.0; n];
         for r in rows {
             for (s, &v) in res.iter_mut().zip(*r) {
@@ -67,12 +89,12 @@ impl Chain {
         let mut chain = Self {
             n,
             k,
-            vp: pack_items(rows, n),
+            vp,
             res,
             cum: vec![0.0; n],
             fresh: 0,
-            b: vec![0.0; k * k],
-            c: vec![0.0; n * k],
+            b,
+            c,
             row: vec![0.0; k],
             recent: Vec::with_capacity(k),
         };
@@ -277,16 +299,24 @@ pub(super) fn project_block(vp: &[f64], b: &[f64], first: usize, c: &mut [f64], 
 
 /// Packs the rows (`k` of length `n`) into tiles of [`TILE_I`] items, coordinate-major within
 /// a tile (`k · TILE_I` values: the tile's items' coordinate `a`, then `a + 1`), zero-padded.
+#[cfg(test)]
 pub(super) fn pack_items(rows: &[&[f64]], n: usize) -> Vec<f64> {
+    let mut vp = Vec::new();
+    pack_items_into(rows, n, &mut vp);
+    vp
+}
+
+/// [`pack_items`] into `vp`'s storage.
+fn pack_items_into(rows: &[&[f64]], n: usize, vp: &mut Vec<f64>) {
     let k = rows.len();
-    let mut vp = vec![0.0; n.div_ceil(TILE_I) * k * TILE_I];
+    vp.clear();
+    vp.resize(n.div_ceil(TILE_I) * k * TILE_I, 0.0);
     for (tile, lo) in vp.chunks_exact_mut(k * TILE_I).zip((0..n).step_by(TILE_I)) {
         let width = TILE_I.min(n - lo);
         for (dst, r) in tile.chunks_exact_mut(TILE_I).zip(rows) {
             dst[..width].copy_from_slice(&r[lo..lo + width]);
         }
     }
-    vp
 }
 
 /// Packs coordinates `coords` of the directions (`k` each) into groups of [`TILE_T`],
@@ -426,7 +456,7 @@ mod tests {
             cols.push(v.iter().map(|x| x / norm).collect());
         }
         let refs: Vec<&[f64]> = cols.iter().map(Vec::as_slice).collect();
-        let mut chain = Chain::new(&refs, n);
+        let mut chain = Chain::new(&refs, n, Buffers::default());
         let items = chain.draw_all(&mut rng);
         assert_eq!(items.len(), k);
         let mut worst: f64 = 0.0;

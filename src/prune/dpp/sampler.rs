@@ -56,9 +56,9 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::projection::sample_projection;
 #[cfg(test)]
 use super::projection::{dot, pack_items, project_block, project_row};
+use super::projection::{sample_projection, Buffers};
 
 use anyhow::{bail, ensure, Result};
 use rand::Rng;
@@ -72,6 +72,9 @@ pub struct KDpp {
     vecs: Vec<f64>,
     /// Eigenvalue-phase table of the last `k` sampled.
     table: Mutex<Option<Arc<EigenTable>>>,
+    /// The projection phase's arrays, kept for the next sample (a concurrent sample that finds
+    /// them taken allocates its own).
+    buffers: Mutex<Buffers>,
     /// For a diagonal kernel, the item of each kept eigenvector: the projection phase then
     /// returns exactly the chosen eigenvectors' items, and is skipped.
     diagonal_items: Option<Vec<usize>>,
@@ -93,6 +96,7 @@ impl Clone for KDpp {
             lambda: self.lambda.clone(),
             vecs: self.vecs.clone(),
             table: Mutex::new(None),
+            buffers: Mutex::default(),
             diagonal_items: self.diagonal_items.clone(),
         }
     }
@@ -134,7 +138,14 @@ impl KDpp {
                 vecs[a * n + i] = urow[j];
             }
         }
-        Ok(Self { n, lambda, vecs, table: Mutex::new(None), diagonal_items: None })
+        Ok(Self {
+            n,
+            lambda,
+            vecs,
+            table: Mutex::new(None),
+            buffers: Mutex::default(),
+            diagonal_items: None,
+        })
     }
 
     /// The k-DPP of a diagonal kernel L = diag(`values`): P(S) ∝ Π_{i∈S} values_i. No
@@ -154,6 +165,7 @@ impl KDpp {
             lambda,
             vecs: Vec::new(),
             table: Mutex::new(None),
+            buffers: Mutex::default(),
             diagonal_items: Some(kept),
         })
     }
@@ -191,9 +203,15 @@ impl KDpp {
         let n = self.n;
         let chosen = table.select(&self.lambda, rng);
         let row = |a: usize| &self.vecs[a * n..][..n];
+        let mut own = None;
+        let mut guard = self.buffers.try_lock().ok();
+        let buffers = match guard.as_deref_mut() {
+            Some(kept) => kept,
+            None => own.insert(Buffers::default()),
+        };
         if 2 * k <= n {
-            let mut items =
-                sample_projection(&chosen.into_iter().map(row).collect::<Vec<_>>(), n, rng);
+            let rows: Vec<&[f64]> = chosen.into_iter().map(row).collect();
+            let mut items = sample_projection(&rows, n, rng, buffers);
             items.sort_unstable();
             return Ok(items);
         }
@@ -204,7 +222,8 @@ impl KDpp {
         let others: Vec<&[f64]> = (0..n).filter(|&a| !in_v[a]).map(row).collect();
         let mut left_out = vec![false; n];
         if !others.is_empty() {
-            sample_projection(&others, n, rng).into_iter().for_each(|i| left_out[i] = true);
+            let items = sample_projection(&others, n, rng, buffers);
+            items.into_iter().for_each(|i| left_out[i] = true);
         }
         Ok((0..n).filter(|&i| !left_out[i]).collect())
     }
@@ -687,11 +706,13 @@ mod tests {
         let dpp = KDpp::new(n, lambda, u).expect("valid eigenpairs");
         let draw = |dpp: &KDpp, seed: u64| -> Vec<Vec<usize>> {
             let mut r = rng(seed);
-            (0..50).map(|i| dpp.sample(1 + i % 15, &mut r).expect("k ≤ rank")).collect()
+            // k from 1 to 30 of 40, both through the complement and not, so the reused
+            // projection buffers shrink and grow between samples.
+            (0..50).map(|i| dpp.sample(1 + i * 7 % 30, &mut r).expect("k ≤ rank")).collect()
         };
         let first = draw(&dpp, 99);
         assert_eq!(first, draw(&dpp, 99));
-        // A clone starts with an empty table cache and must agree too.
+        // A clone starts with an empty table cache and no buffers, and must agree too.
         assert_eq!(first, draw(&dpp.clone(), 99));
         assert_ne!(first, draw(&dpp, 100));
     }
