@@ -15,7 +15,8 @@ use tch::{Device, Kind, Tensor};
 /// Measure speed (online SGD in the paper setting, an MLP epoch, k-DPP sampling).
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  prunelab bench sgd\n  prunelab bench sgd --steps 100000 --tensor\n  prunelab bench mlp --threads 2\n  prunelab bench mlp --threads 2 --finetune\n  prunelab bench dpp --n 1000 --k 300\n  prunelab bench dpp-edge --units 4"
+    after_help = "Examples:\n  prunelab bench sgd\n  prunelab bench sgd --steps 100000 --tensor\n  prunelab bench mlp --threads 2\n  prunelab bench mlp --threads 2 --finetune\n  prunelab bench dpp --n 1000 --k 300\n  prunelab bench dpp-edge --units 4
+  prunelab bench dpp-edge --units 16 --device cuda"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -75,6 +76,10 @@ enum What {
         layer_units: usize,
         #[arg(long, default_value_t = 3)]
         masks: usize,
+        /// Where the kernels are built and decomposed (auto, cpu, cuda, cuda:N); sampling is
+        /// always on the CPU.
+        #[arg(long, default_value = "auto")]
+        device: String,
     },
     /// k-DPP sampling: one eigendecomposition of a random n×n RBF kernel, then timed samples.
     Dpp {
@@ -102,12 +107,13 @@ pub fn run(args: Args) -> Result<Status> {
             Ok(Status::Ok)
         }
         What::Mlp { data, threads, epochs, finetune } => bench_mlp(data, threads, epochs, finetune),
-        What::DppEdge { inputs, units, layer_units, masks } => {
+        What::DppEdge { inputs, units, layer_units, masks, device } => {
             anyhow::ensure!(
                 inputs >= 10 && units >= 1 && layer_units >= units && masks >= 1,
                 "need at least 10 inputs, one unit (no more than --layer-units) and one mask"
             );
-            dpp_edge::run(&dpp_edge::Setting { inputs, units, layer_units, masks })?;
+            let device = crate::device::parse(&device)?;
+            dpp_edge::run(&dpp_edge::Setting { inputs, units, layer_units, masks, device })?;
             Ok(Status::Ok)
         }
         What::Dpp { n, k, samples } => bench_dpp(n, k, samples),

@@ -297,14 +297,17 @@ impl<'a> LayerPruner<'a> {
 
     /// DPP edge masks over dense kernels: units are independent, so they are split over threads,
     /// each unit with its own stream derived from `base`, so that the masks do not depend on the
-    /// thread count; each unit's kernel is decomposed once for all budgets and samples.
+    /// thread count; each unit's kernel is built and decomposed once for all budgets and samples,
+    /// on the layer's device (a CUDA run decomposes on the GPU; sampling is on the CPU).
     fn dpp_edge_masks(
         &self,
         budgets: &[Budget],
         count: usize,
         base: u64,
     ) -> Result<Vec<Vec<Mask>>> {
-        let w = self.layer.weight_cpu();
+        let device = self.layer.weight.device();
+        let w = self.layer.weight.to_kind(Kind::Double);
+        let moments = self.stats.inputs.to_device(device);
         let hidden = self.layer.hidden();
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, hidden);
         let units: Vec<usize> = (0..hidden).collect();
@@ -317,7 +320,7 @@ impl<'a> LayerPruner<'a> {
             let handles: Vec<_> = units
                 .chunks(hidden.div_ceil(workers))
                 .map(|chunk| {
-                    let (w, moments) = (w.shallow_clone(), self.stats.inputs.shallow_clone());
+                    let (w, moments) = (w.shallow_clone(), moments.shallow_clone());
                     let kind = self.options.edge_kernel;
                     scope.spawn(move || -> Result<Vec<UnitMasks>> {
                         let unit = |h| unit_edge_masks(&w, &moments, kind, h, budgets, count, base);

@@ -19,6 +19,8 @@ pub struct Setting {
     /// Units of the layer the figure is extrapolated to.
     pub layer_units: usize,
     pub masks: usize,
+    /// Where the kernels are built and decomposed.
+    pub device: Device,
 }
 
 /// Times one kernel eigendecomposition, then all masks of `units` units; prints both and the
@@ -30,11 +32,12 @@ pub fn run(s: &Setting) -> Result<()> {
     let x = Tensor::randint(256, [samples, d], (Kind::Double, Device::Cpu)) / 127.5 - 1.0;
     let gram = x.tr().matmul(&x) * (50_000.0 / samples as f64);
     let std = (2.0 / (s.inputs + s.layer_units) as f64).sqrt();
-    let weight = Tensor::randn([s.units as i64, d], (Kind::Float, Device::Cpu)) * std;
+    let weight =
+        (Tensor::randn([s.units as i64, d], (Kind::Float, Device::Cpu)) * std).to_device(s.device);
     let layer = Layer {
         weight: weight.shallow_clone(),
         bias: None,
-        next_weight: Tensor::randn([10, s.units as i64], (Kind::Float, Device::Cpu)),
+        next_weight: Tensor::randn([10, s.units as i64], (Kind::Float, s.device)),
         next_bias: None,
         activation: None,
     };
@@ -50,7 +53,8 @@ pub fn run(s: &Setting) -> Result<()> {
     let budgets: Vec<Budget> = budget::resolve(&BudgetSpec::Fractions(fractions), shape)?;
 
     let start = Instant::now();
-    let l = kernel::edge_kernel(&weight.get(0), &InputMoments::Gram(gram), kind);
+    let l =
+        kernel::edge_kernel(&weight.get(0), &InputMoments::Gram(gram.to_device(s.device)), kind);
     let dpp = kernel::decompose(&l)?;
     let eig = start.elapsed().as_secs_f64();
     let mut rng = seed::rng(1, "bench");
@@ -60,7 +64,8 @@ pub fn run(s: &Setting) -> Result<()> {
     }
     let sample = start.elapsed().as_secs_f64() / budgets.len() as f64;
     println!(
-        "DPP edge, one {d}×{d} RBF kernel: built and eigendecomposed in {eig:.2} s; one sample per budget ({}…{} inputs kept) {sample:.2} s on average",
+        "DPP edge, one {d}×{d} RBF kernel: built and eigendecomposed on {:?} in {eig:.2} s; one sample per budget ({}…{} inputs kept) {sample:.2} s on average",
+        s.device,
         budgets[0].edges,
         budgets[budgets.len() - 1].edges
     );

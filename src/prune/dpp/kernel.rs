@@ -38,6 +38,14 @@ impl InputMoments {
             InputMoments::Gram(c) => InputMoments::Gram(c.shallow_clone()),
         }
     }
+
+    /// The same moments on `device` (shared, not copied, when they are already there).
+    pub fn to_device(&self, device: tch::Device) -> Self {
+        match self {
+            InputMoments::Identity(d) => InputMoments::Identity(*d),
+            InputMoments::Gram(c) => InputMoments::Gram(c.to_device(device)),
+        }
+    }
 }
 
 /// The node kernel [H, H] for W [H, D] (f64).
@@ -53,7 +61,8 @@ pub fn node_kernel(weight: &Tensor, moments: &InputMoments, kind: KernelKind) ->
     }
 }
 
-/// The edge kernel [D, D] of one unit with incoming weights `row` [D] (f64).
+/// The edge kernel [D, D] of one unit with incoming weights `row` [D] (f64), on `row`'s device
+/// (the moments must be there too).
 pub fn edge_kernel(row: &Tensor, moments: &InputMoments, kind: KernelKind) -> Tensor {
     let w = row.to_kind(Kind::Double);
     let m = match moments {
@@ -71,12 +80,13 @@ fn rbf_from_inner_products(m: &Tensor, beta: f64, epsilon: f64) -> Tensor {
     let diag = m.diagonal(0, 0, 1);
     let d2 = (diag.unsqueeze(1) + diag.unsqueeze(0) - m * 2.0).clamp_min(0.0);
     let n = m.size()[0];
-    (d2 * -beta).exp() + Tensor::eye(n, (Kind::Double, tch::Device::Cpu)) * epsilon
+    (d2 * -beta).exp() + Tensor::eye(n, (Kind::Double, m.device())) * epsilon
 }
 
-/// Eigendecomposes a symmetric kernel into a reusable k-DPP sampler.
+/// Eigendecomposes a symmetric kernel, on the device it is on (cuSOLVER for a CUDA tensor),
+/// into a reusable k-DPP sampler, which always lives on the CPU.
 pub fn decompose(kernel: &Tensor) -> Result<KDpp> {
-    let kernel = kernel.to_kind(Kind::Double).to_device(tch::Device::Cpu);
+    let kernel = kernel.to_kind(Kind::Double);
     let n = kernel.size()[0] as usize;
     ensure!(
         kernel.size() == [n as i64, n as i64],
@@ -86,8 +96,9 @@ pub fn decompose(kernel: &Tensor) -> Result<KDpp> {
     let symmetric = (&kernel + kernel.tr()) * 0.5;
     let (values, vectors) =
         symmetric.f_linalg_eigh("L").context("eigendecomposition of a DPP kernel failed")?;
-    let values = Vec::<f64>::try_from(values)?;
-    let vectors = Vec::<f64>::try_from(vectors.contiguous().flatten(0, -1))?;
+    let cpu = |t: Tensor| t.to_device(tch::Device::Cpu).contiguous().flatten(0, -1);
+    let values = Vec::<f64>::try_from(cpu(values))?;
+    let vectors = Vec::<f64>::try_from(cpu(vectors))?;
     KDpp::new(n, values, vectors)
 }
 
