@@ -65,13 +65,29 @@ pub fn node_kernel(weight: &Tensor, moments: &InputMoments, kind: KernelKind) ->
 /// (the moments must be there too).
 pub fn edge_kernel(row: &Tensor, moments: &InputMoments, kind: KernelKind) -> Tensor {
     let w = row.to_kind(Kind::Double);
-    let m = match moments {
+    let mut m = match moments {
         InputMoments::Identity(_) => Tensor::diag_embed(&w.square(), 0, -2, -1),
-        InputMoments::Gram(c) => c * w.unsqueeze(1) * w.unsqueeze(0),
+        InputMoments::Gram(c) => {
+            let mut m = c * w.unsqueeze(1);
+            m *= w.unsqueeze(0);
+            m
+        }
     };
     match kind {
         KernelKind::Linear => m,
-        KernelKind::Rbf { beta, epsilon } => rbf_from_inner_products(&m, beta, epsilon),
+        KernelKind::Rbf { beta, epsilon } => {
+            // As `rbf_from_inner_products`, in place: a CIFAR-sized kernel is 75 MB, and
+            // each temporary would cost a pass over fresh memory (the same bits: −2M is exact).
+            let diag = m.diagonal(0, 0, 1);
+            let mut d2 = diag.unsqueeze(1) + diag.unsqueeze(0);
+            m *= -2.0;
+            d2 += m;
+            let _ = d2.clamp_min_(0.0);
+            d2 *= -beta;
+            let _ = d2.exp_();
+            let _ = d2.diagonal(0, 0, 1).f_add_(&Tensor::from(epsilon));
+            d2
+        }
     }
 }
 
@@ -93,7 +109,8 @@ pub fn decompose(kernel: &Tensor) -> Result<KDpp> {
         "a DPP kernel must be square, got {:?}",
         kernel.size()
     );
-    let symmetric = (&kernel + kernel.tr()) * 0.5;
+    let mut symmetric = &kernel + kernel.tr();
+    symmetric *= 0.5;
     let (values, vectors) =
         symmetric.f_linalg_eigh("L").context("eigendecomposition of a DPP kernel failed")?;
     let cpu = |t: Tensor| t.to_device(tch::Device::Cpu).contiguous().flatten(0, -1);
@@ -120,6 +137,23 @@ mod tests {
         assert_eq!(edge.double_value(&[2, 2]), 0.0);
         let identity = edge_kernel(&w.get(1), &InputMoments::Identity(3), KernelKind::Linear);
         assert_eq!(Vec::<f64>::try_from(identity.diagonal(0, 0, 1)).unwrap(), [1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn edge_rbf_kernel_is_bitwise_the_formula() {
+        // The in-place construction must give exactly exp(−β d²) + εI.
+        tch::manual_seed(3);
+        let x = Tensor::randn([50, 20], (Kind::Double, tch::Device::Cpu));
+        let c = x.tr().matmul(&x);
+        let w = Tensor::randn([20], (Kind::Double, tch::Device::Cpu));
+        let (beta, epsilon) = (0.3, 0.01);
+        let kind = KernelKind::Rbf { beta, epsilon };
+        let built = edge_kernel(&w, &InputMoments::Gram(c.shallow_clone()), kind);
+        let m = &c * w.unsqueeze(1) * w.unsqueeze(0);
+        assert!(built.equal(&rbf_from_inner_products(&m, beta, epsilon)));
+        let identity = edge_kernel(&w, &InputMoments::Identity(20), kind);
+        let m = Tensor::diag_embed(&w.square(), 0, -2, -1);
+        assert!(identity.equal(&rbf_from_inner_products(&m, beta, epsilon)));
     }
 
     #[test]
