@@ -15,7 +15,7 @@ import sys
 
 
 def main() -> None:
-    if len(sys.argv) < 2:
+    if len(sys.argv) < 2 or sys.argv[1].startswith("-"):
         sys.exit(__doc__)
     out = os.path.join(sys.argv[1], "cifar-10-batches-bin")
     records = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000

@@ -5,7 +5,8 @@
 //! before anything is written; `--dry-run` shows the same figures and refuses the same runs.
 use super::plan::{MlpRun, Plan, Run, RunTask, TeacherStudentRun};
 use crate::data::images::{self, DatasetInfo};
-use crate::prune::budget::{self, LayerShape};
+use crate::prune::budget::{self, BudgetSpec, LayerShape};
+use crate::prune::Method;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -141,7 +142,7 @@ fn mlp(run: &MlpRun, data: &DatasetInfo) -> Result<Cost> {
     let widths: f64 = sizes.iter().map(|&s| s as f64).sum();
     let mut memory =
         4.0 * samples * data.dim as f64 + 4.0 * params * 4.0 + 4.0 * 10_000.0 * widths * 2.0;
-    let mut seconds = run.epochs as f64 * data.n_train as f64 * params * 6.0 / 4e9;
+    let mut seconds = run.epochs as f64 * data.n_train as f64 * params * 6.0 / DENSE_FLOPS;
     if let Some(prune) = &run.prune {
         let sweep = &prune.sweep;
         check_masks(sweep.masks)?;
@@ -159,23 +160,85 @@ fn mlp(run: &MlpRun, data: &DatasetInfo) -> Result<Cost> {
                 run.data
             );
         }
-        let (d, h) = (shape.inputs as f64, shape.hidden as f64);
+        let calibration_samples =
+            prune.calibration_samples.map_or(data.n_train, |n| n.min(data.n_train)) as f64;
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        // Gram matrices, one dense D×D edge kernel and its eigenvectors per worker, the masks.
-        memory += 8.0 * (d * d + 2.0 * h * h) + workers * 3.0 * 8.0 * d * d;
-        memory += sweep.masks as f64 * budgets.len() as f64 * h * d * 8.0;
-        let calibration = data.n_train as f64 * (d * d + h * h) * 2.0 / 4e9;
-        let dpp_edge = if sweep.methods.contains(&crate::prune::Method::DppEdge) {
-            h * dpp_edge_unit_seconds(shape.inputs, &budgets, sweep.masks)
-        } else {
-            0.0
+        let evaluate = data.n_test as f64 * params * 2.0 / DENSE_FLOPS;
+        let layers: Vec<usize> = match &prune.whole {
+            Some(whole) => whole.layers.iter().map(|l| l.index).collect(),
+            None => vec![index],
         };
-        let evaluations =
-            (sweep.methods.len() * budgets.len() * sweep.reweight.len() * sweep.masks) as f64;
-        seconds += calibration + dpp_edge + evaluations * data.n_test as f64 * params * 2.0 / 4e9;
+        // Per pruned layer: Gram matrices, one dense D×D edge kernel and its eigenvectors per
+        // worker.
+        memory += layers
+            .iter()
+            .map(|&l| {
+                let (d, h) = (sizes[l] as f64, sizes[l + 1] as f64);
+                8.0 * (d * d + 2.0 * h * h) + workers * 3.0 * 8.0 * d * d
+            })
+            .fold(0.0, f64::max);
+        let calibrate = |l: usize| {
+            let (d, h) = (sizes[l] as f64, sizes[l + 1] as f64);
+            calibration_samples * (d * d + h * h) * 2.0 / DENSE_FLOPS
+        };
+        match &prune.whole {
+            None => {
+                let (d, h) = (shape.inputs as f64, shape.hidden as f64);
+                memory += sweep.masks as f64 * budgets.len() as f64 * h * d * 8.0;
+                let dpp_edge = if sweep.methods.contains(&Method::DppEdge) {
+                    h * dpp_edge_unit_seconds(
+                        shape.inputs,
+                        budgets.iter().map(|b| b.edges),
+                        sweep.masks,
+                    )
+                } else {
+                    0.0
+                };
+                let masks: usize = sweep.methods.iter().map(|&m| sweep.count(m)).sum();
+                let evaluations = (masks * budgets.len() * sweep.reweight.len()) as f64;
+                seconds += calibrate(index) + dpp_edge + evaluations * evaluate;
+            }
+            Some(whole) => {
+                // Every pruned network calibrates each layer on its pruned prefix (and draws a
+                // DPP edge mask from each unit's own kernel), then may be fine-tuned.
+                let finetune = whole.finetune.as_ref().map_or(0.0, |f| {
+                    f.finetune_epochs as f64 * data.n_train as f64 * params * 6.0 / DENSE_FLOPS
+                        + evaluate
+                });
+                let fractions: Vec<f64> = match &sweep.budget {
+                    BudgetSpec::Fractions(f) => f.clone(),
+                    _ => budgets.iter().map(|b| b.fraction).collect(),
+                };
+                for &method in &sweep.methods {
+                    for &keep in &fractions {
+                        let per_layer: f64 = layers
+                            .iter()
+                            .map(|&l| {
+                                let (d, h) = (sizes[l], sizes[l + 1] as f64);
+                                let edges = ((keep * d as f64).round() as usize).clamp(1, d);
+                                let dpp = if method == Method::DppEdge {
+                                    h * dpp_edge_unit_seconds(d, std::iter::once(edges), 1)
+                                } else {
+                                    0.0
+                                };
+                                calibrate(l) + dpp
+                            })
+                            .sum();
+                        let networks = (sweep.count(method) * sweep.reweight.len()) as f64;
+                        seconds += networks * (per_layer + evaluate + finetune);
+                    }
+                }
+            }
+        }
     }
     Ok(Cost { memory_bytes: memory, seconds })
 }
+
+/// Flops per second of an MLP's dense algebra (training, calibration, evaluation) on one core,
+/// counting 6 flops per weight and training sample: an epoch of the 784-500-500-10 MLP at batch
+/// 100 takes 3.1 s on one core of a 2-vCPU Xeon (7.6e10 flop/s, `prunelab bench mlp --threads
+/// 1`); taken at 40% of that for smaller batches and CPUs without AVX-512.
+const DENSE_FLOPS: f64 = 3e10;
 
 /// Flops per second of a D×D eigendecomposition (LAPACK's divide and conquer in libtorch, about
 /// 9D³ flops) on one core: 5.3–6.6 s for D = 3,072 on a 2-vCPU Xeon (`prunelab bench dpp --n
@@ -188,14 +251,13 @@ const EIGH_FLOPS: f64 = 4e10;
 const SAMPLE_FLOPS: f64 = 1e10;
 
 /// Seconds of DPP edge for one unit with `d` inputs on one core: its D×D kernel's
-/// eigendecomposition and `masks` k-DPP samples per budget (samples with k > d/2 draw the d − k
-/// left-out inputs).
-fn dpp_edge_unit_seconds(d: usize, budgets: &[crate::prune::budget::Budget], masks: usize) -> f64 {
+/// eigendecomposition and `masks` k-DPP samples of each size in `edges` (samples with k > d/2
+/// draw the d − k left-out inputs).
+fn dpp_edge_unit_seconds(d: usize, edges: impl Iterator<Item = usize>, masks: usize) -> f64 {
     let d = d as f64;
-    let samples: f64 = budgets
-        .iter()
-        .map(|b| {
-            let m = (b.edges as f64).min(d - b.edges as f64);
+    let samples: f64 = edges
+        .map(|k| {
+            let m = (k as f64).min(d - k as f64);
             2.0 * d * m * m
         })
         .sum();
@@ -217,21 +279,92 @@ mod tests {
 
     #[test]
     fn dpp_edge_counts_the_eigendecomposition_and_the_samples() {
-        use crate::prune::budget::Budget;
-        let budget = |edges| Budget { nodes: 1, edges, fraction: 0.5 };
+        use std::iter::once;
         let eig = 9.0 * 1000f64.powi(3) / EIGH_FLOPS;
-        assert_eq!(dpp_edge_unit_seconds(1000, &[], 3), eig);
+        assert_eq!(dpp_edge_unit_seconds(1000, std::iter::empty(), 3), eig);
         // k = 900 costs what k = 100 does (the 100 left-out inputs are drawn).
-        let (a, b) = (budget(100), budget(900));
-        assert_eq!(dpp_edge_unit_seconds(1000, &[a], 3), dpp_edge_unit_seconds(1000, &[b], 3));
+        let (a, b) =
+            (dpp_edge_unit_seconds(1000, once(100), 3), dpp_edge_unit_seconds(1000, once(900), 3));
+        assert_eq!(a, b);
         let two_samples = 2.0 * 2.0 * 1000.0 * 100.0 * 100.0 / SAMPLE_FLOPS;
-        assert!((dpp_edge_unit_seconds(1000, &[a], 2) - eig - two_samples).abs() < 1e-12);
+        assert!((dpp_edge_unit_seconds(1000, once(100), 2) - eig - two_samples).abs() < 1e-12);
         // fig3-cifar's layer: the measured 20 s or so per unit on one core, within a factor 2.
         let shape = LayerShape { inputs: 3072, hidden: 1000, fan_out: 1000 };
         let fractions = (1..=9).map(|i| f64::from(i) / 10.0).collect();
         let budgets = budget::resolve(&budget::BudgetSpec::Fractions(fractions), shape).unwrap();
-        let unit = dpp_edge_unit_seconds(3072, &budgets, 3);
+        let unit = dpp_edge_unit_seconds(3072, budgets.iter().map(|b| b.edges), 3);
         assert!((10.0..40.0).contains(&unit), "{unit} s per unit");
+    }
+
+    #[test]
+    fn whole_model_pruning_counts_each_network_its_layers_and_fine_tuning() {
+        use crate::data::dataset_dir::Format;
+        use crate::data::images::{NamedNormalize, Normalize};
+        use crate::experiment::plan::{FinetuneRun, HiddenLayer, LayerPrune, WholePrune};
+        use crate::prune::sweep::PruneSweep;
+        use crate::prune::whole::Allocation;
+        let data = DatasetInfo {
+            format: Format::Idx,
+            dim: 784,
+            classes: 10,
+            train_available: 60_000,
+            test_available: 10_000,
+            n_train: 60_000,
+            n_test: 10_000,
+        };
+        let sweep = PruneSweep {
+            methods: vec![Method::RandomEdge, Method::ImportanceEdge],
+            budget: BudgetSpec::Fractions(vec![0.3, 0.6]),
+            reweight: vec![false],
+            masks: 3,
+            options: Default::default(),
+        };
+        let prune = |whole: Option<WholePrune>| LayerPrune {
+            sweep: sweep.clone(),
+            layer: HiddenLayer { index: 0 },
+            include_bias: false,
+            calibration_samples: None,
+            whole: whole.map(Box::new),
+        };
+        let run = |prune| MlpRun {
+            data: "d".into(),
+            data_dir: "d".into(),
+            normalize: Normalize::Named(NamedNormalize::Auto),
+            hidden: vec![500, 500],
+            activation: crate::model::mlp::Activation::Sigmoid,
+            epochs: 1,
+            batch_size: 100,
+            lr: 0.1,
+            momentum: 0.9,
+            shuffle: true,
+            train_samples: None,
+            test_samples: None,
+            prune: Some(prune),
+        };
+        let seconds = |whole| mlp(&run(prune(whole)), &data).unwrap().seconds;
+        let whole = |layers: &[usize], finetune| WholePrune {
+            layers: layers.iter().map(|&index| HiddenLayer { index }).collect(),
+            allocation: Allocation::Uniform,
+            finetune,
+        };
+        let one_layer = seconds(None);
+        let w1 = seconds(Some(whole(&[0], None)));
+        let both = seconds(Some(whole(&[0, 1], None)));
+        let epoch = FinetuneRun {
+            finetune_epochs: 1,
+            finetune_lr: 0.1,
+            finetune_momentum: 0.9,
+            finetune_batch_size: 100,
+        };
+        let tuned = seconds(Some(whole(&[0, 1], Some(epoch))));
+        // Calibrated once for a single-layer sweep, once per pruned network (4 masks × 2
+        // fractions) for whole-model pruning; a second layer adds its calibration; each of the
+        // 8 networks fine-tuned for an epoch costs about a training epoch.
+        let train_epoch = mlp(&MlpRun { prune: None, ..run(prune(None)) }, &data).unwrap().seconds;
+        let (one_layer, w1, both) = (one_layer - train_epoch, w1 - train_epoch, both - train_epoch);
+        assert!(w1 > one_layer * 3.0, "{w1} vs {one_layer}");
+        assert!(both > w1 * 1.2, "{both} vs {w1}");
+        assert!((tuned - train_epoch - both - 8.0 * train_epoch).abs() < 0.2 * 8.0 * train_epoch);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::prune::layer::{Layer, LayerPruner};
 use crate::prune::stats::LayerStats;
 use crate::prune::sweep::{self, Batch, Streams};
 use crate::prune::whole::{self, Pruned, WholeSpec};
-use crate::prune::ReweightVariant;
+use crate::prune::{Method, ReweightVariant};
 use crate::seed;
 use crate::train::minibatch::{self, Sgd};
 use anyhow::{bail, ensure, Context as _, Result};
@@ -48,7 +48,7 @@ pub fn execute(run: &Run, spec: &MlpRun, ctx: &Context) -> Result<Vec<ResultRow>
     });
     match &spec.prune {
         Some(prune) if prune.whole.is_some() => {
-            prune_whole(run, prune, &mlp, &data, &base, &mut rows)?
+            prune_whole(run, prune, &mlp, &data, &base, ctx, &mut rows)?
         }
         Some(prune) => prune_layer(run, prune, &mlp, &data, &base, ctx, &mut rows)?,
         None => {}
@@ -143,7 +143,7 @@ fn prune_layer(
     // Parameters the budget counts: the pruned layer's and the next layer's weights.
     let scope_total = (shape.inputs * shape.hidden + shape.hidden * shape.fan_out) as f64;
     let bar = progress_bar(ctx.progress, prune.sweep.methods.len() as u64, "methods", &ctx.label);
-    let rng_for = |method: crate::prune::Method, _: Option<&budget::Budget>| {
+    let rng_for = |method: Method, _: Option<&budget::Budget>| {
         seed::rng(run.seed, &format!("masks/{name}/{}", method.name()))
     };
     let mut record = MaskRecord::new(&name, shape.hidden, shape.inputs);
@@ -187,6 +187,7 @@ fn prune_whole(
     mlp: &Mlp,
     data: &Dataset,
     base: &ResultRow,
+    ctx: &Context,
     rows: &mut Vec<ResultRow>,
 ) -> Result<()> {
     let whole = prune.whole.as_ref().expect("called for whole-model pruning");
@@ -206,11 +207,15 @@ fn prune_whole(
         epochs: f.finetune_epochs,
         shuffle: true,
     });
+    let networks: usize = prune.sweep.methods.iter().map(|&m| prune.sweep.count(m)).sum::<usize>()
+        * fractions.len()
+        * prune.sweep.reweight.len();
+    let bar = progress_bar(ctx.progress, networks as u64, "pruned networks", &ctx.label);
     for &method in &prune.sweep.methods {
         for (&keep, &reweight) in
             fractions.iter().flat_map(|k| prune.sweep.reweight.iter().map(move |r| (k, r)))
         {
-            let count = if method.is_random() { prune.sweep.masks } else { 1 };
+            let count = prune.sweep.count(method);
             for sample in 0..count {
                 let started = std::time::Instant::now();
                 let spec = WholeSpec {
@@ -251,10 +256,13 @@ fn prune_whole(
                     }),
                     ..base.clone()
                 });
+                bar.inc(1);
+                bar.set_message(format!("{} at {keep}", method.name()));
             }
             tracing::info!(method = method.name(), keep, reweight, "pruned");
         }
     }
+    bar.finish_and_clear();
     Ok(())
 }
 
