@@ -282,6 +282,23 @@ fn theory_refuses_non_finite_and_out_of_range_arguments_naming_the_flag() {
     assert!(out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("NaN"));
 }
 
+#[test]
+fn benches_refuse_absurd_sizes_and_missing_data_naming_the_flag() {
+    let dir = test_dir("hostile-bench");
+    let cases: [(&[&str], &str); 5] = [
+        (&["dpp", "--n", "100000000", "--k", "3"], "--n is at most 20000"),
+        (&["dpp-edge", "--inputs", "1000000"], "--inputs is at most 20000"),
+        (&["dpp-edge", "--units", "1000000", "--layer-units", "1000000"], "--units at most"),
+        (&["sgd", "--steps", "0"], "--steps must be at least 10"),
+        (&["mlp", "--data", "no-such-folder"], "--data no-such-folder"),
+    ];
+    for (args, expected) in cases {
+        let mut full = vec!["bench"];
+        full.extend(args);
+        assert_refused(&prunelab(&dir, &full), &[expected]);
+    }
+}
+
 /// Runs prunelab with stdout a pipe whose reading end is already closed.
 fn into_closed_pipe(args: &[&str]) -> Output {
     let (reader, writer) = std::io::pipe().unwrap();

@@ -3,12 +3,14 @@ mod dpp_edge;
 mod scalar;
 
 use super::Status;
+use crate::data::dataset_dir::DEBIAN_FASHION_MNIST;
 use crate::data::teacher::TeacherStream;
+use crate::experiment::cost::MAX_MASKS;
 use crate::model::two_layer::TwoLayer;
 use crate::prune::dpp::kernel::{self, InputMoments, KernelKind};
 use crate::seed;
 use crate::train::online::{self, Engine};
-use anyhow::Result;
+use anyhow::{ensure, Context as _, Result};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
@@ -108,9 +110,13 @@ pub fn run(args: Args) -> Result<Status> {
         }
         What::Mlp { data, threads, epochs, finetune } => bench_mlp(data, threads, epochs, finetune),
         What::DppEdge { inputs, units, layer_units, masks, device } => {
-            anyhow::ensure!(
+            ensure!(
                 inputs >= 10 && units >= 1 && layer_units >= units && masks >= 1,
                 "need at least 10 inputs, one unit (no more than --layer-units) and one mask"
+            );
+            ensure!(
+                inputs <= MAX_KERNEL && units <= 100_000 && masks <= MAX_MASKS,
+                "--inputs is at most {MAX_KERNEL} (each unit's kernel and eigenvectors take 8·inputs² bytes), --units at most 100000 and --masks at most {MAX_MASKS}"
             );
             let device = crate::device::parse(&device)?;
             dpp_edge::run(&dpp_edge::Setting { inputs, units, layer_units, masks, device })?;
@@ -120,8 +126,12 @@ pub fn run(args: Args) -> Result<Status> {
     }
 }
 
+/// The largest kernel side the DPP benches build (20,000: 3.2 GB per n×n matrix).
+const MAX_KERNEL: usize = 20_000;
+
 /// Online SGD in the paper's setting on one core.
 fn bench_sgd(steps: u64, tensor: bool) -> Result<Status> {
+    ensure!(steps >= 10, "--steps must be at least 10 (the tensor engine runs a tenth of them)");
     tch::set_num_threads(1);
     let time = |engine: Engine, steps: u64| -> Result<f64> {
         let teacher = TwoLayer::gaussian(500, 2, Some(4.0), &mut seed::rng(1, "teacher"));
@@ -150,23 +160,36 @@ fn bench_mlp(
     epochs: usize,
     finetune: bool,
 ) -> Result<Status> {
-    anyhow::ensure!(threads >= 1 && epochs >= 1, "need at least one thread and one epoch");
+    ensure!(threads >= 1 && epochs >= 1, "need at least one thread and one epoch");
     tch::set_num_threads(threads);
-    let dir = data.unwrap_or_else(|| crate::data::dataset_dir::DEBIAN_FASHION_MNIST.into());
-    let (x, y, what) =
-        match crate::data::images::load(&dir, &Default::default(), None, None, Device::Cpu) {
-            Ok(d) => (d.train_x, d.train_y, format!("{}", dir.display())),
+    let load = |dir: &std::path::Path| {
+        crate::data::images::load(dir, &Default::default(), None, None, Device::Cpu)
+    };
+    // A folder named on the command line must load; without one, Debian's Fashion-MNIST if it
+    // is installed, else random inputs of its shape.
+    let (x, y, dim, classes, what) = match data {
+        Some(dir) => {
+            let d = load(&dir).with_context(|| format!("--data {}", dir.display()))?;
+            (d.train_x, d.train_y, d.dim, d.classes, dir.display().to_string())
+        }
+        None => match load(DEBIAN_FASHION_MNIST.as_ref()) {
+            Ok(d) => (d.train_x, d.train_y, d.dim, d.classes, DEBIAN_FASHION_MNIST.to_string()),
             Err(_) => {
                 tch::manual_seed(1);
                 (
                     Tensor::randn([60_000, 784], (Kind::Float, Device::Cpu)),
                     Tensor::randint(10, [60_000], (Kind::Int64, Device::Cpu)),
+                    784,
+                    10,
                     "random inputs".into(),
                 )
             }
-        };
+        },
+    };
+    let sizes = [dim, 500, 500, classes];
+    let shape = sizes.map(|s| s.to_string()).join("-");
     let mut mlp = crate::model::mlp::Mlp::xavier(
-        &[784, 500, 500, 10],
+        &sizes,
         crate::model::mlp::Activation::Sigmoid,
         &mut seed::rng(1, "init"),
         Device::Cpu,
@@ -189,7 +212,10 @@ fn bench_mlp(
         |_, _| {},
     )?;
     for r in &reports {
-        println!("MLP 784-500-500-10 sigmoid, batch 100, {threads} thread(s), {what}: epoch {} in {:.2} s", r.epoch, r.seconds);
+        println!(
+            "MLP {shape} sigmoid, batch 100, {threads} thread(s), {what}: epoch {} in {:.2} s",
+            r.epoch, r.seconds
+        );
     }
     if finetune {
         for r in bench_finetune(&mut mlp, (&x, &y), (&test.0, &test.1), &sgd)? {
@@ -227,9 +253,10 @@ fn bench_finetune(
 
 /// k-DPP samples from one eigendecomposition.
 fn bench_dpp(n: usize, k: usize, samples: usize) -> Result<Status> {
-    anyhow::ensure!(
-        n >= 1 && k >= 1 && k <= n && samples >= 1,
-        "need 1 ≤ k ≤ n and at least one sample"
+    ensure!(n >= 1 && k >= 1 && k <= n && samples >= 1, "need 1 ≤ k ≤ n and at least one sample");
+    ensure!(
+        n <= MAX_KERNEL,
+        "--n is at most {MAX_KERNEL} (the kernel and its eigenvectors take 8n² bytes each)"
     );
     // The sampler is single-threaded Rust; one libtorch thread also keeps idle OpenMP
     // workers from spinning on the cores during the timed loop.
