@@ -23,6 +23,7 @@ use crate::seed;
 use anyhow::{bail, ensure, Context, Result};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tch::{Device, Kind, Tensor};
 
 /// What a removed unit leaves behind.
@@ -305,26 +306,51 @@ impl<'a> LayerPruner<'a> {
         count: usize,
         base: u64,
     ) -> Result<Vec<Vec<Mask>>> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.dpp_edge_masks_on(cores, budgets, count, base)
+    }
+
+    /// [`Self::dpp_edge_masks`] on at most `workers` threads.
+    fn dpp_edge_masks_on(
+        &self,
+        workers: usize,
+        budgets: &[Budget],
+        count: usize,
+        base: u64,
+    ) -> Result<Vec<Vec<Mask>>> {
         let device = self.layer.weight.device();
         let w = self.layer.weight.to_kind(Kind::Double);
         let moments = self.stats.inputs.to_device(device);
         let hidden = self.layer.hidden();
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, hidden);
-        let units: Vec<usize> = (0..hidden).collect();
+        let workers = workers.clamp(1, hidden);
         // One libtorch thread per worker while they run, so the cores are not oversubscribed.
         let (threads, eta) = (tch::get_num_threads(), &Eta::new("DPP edge", hidden));
         if workers > 1 {
             tch::set_num_threads(1);
         }
+        // Each worker takes the next unit not yet taken; the first error stops them all.
+        let next = &AtomicUsize::new(0);
         let per_unit = std::thread::scope(|scope| {
-            let handles: Vec<_> = units
-                .chunks(hidden.div_ceil(workers))
-                .map(|chunk| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
                     let (w, moments) = (w.shallow_clone(), moments.shallow_clone());
                     let kind = self.options.edge_kernel;
-                    scope.spawn(move || -> Result<Vec<UnitMasks>> {
-                        let unit = |h| unit_edge_masks(&w, &moments, kind, h, budgets, count, base);
-                        chunk.iter().map(|&h| unit(h).inspect(|_| eta.tick())).collect()
+                    scope.spawn(move || -> Result<Vec<(usize, UnitMasks)>> {
+                        let mut done = Vec::new();
+                        loop {
+                            let h = next.fetch_add(1, Ordering::Relaxed);
+                            if h >= hidden {
+                                return Ok(done);
+                            }
+                            match unit_edge_masks(&w, &moments, kind, h, budgets, count, base) {
+                                Ok(masks) => done.push((h, masks)),
+                                Err(e) => {
+                                    next.store(hidden, Ordering::Relaxed);
+                                    return Err(e);
+                                }
+                            }
+                            eta.tick();
+                        }
                     })
                 })
                 .collect();
@@ -334,7 +360,9 @@ impl<'a> LayerPruner<'a> {
                 .collect::<Result<Vec<_>>>()
         });
         tch::set_num_threads(threads);
-        let per_unit: Vec<UnitMasks> = per_unit?.into_iter().flatten().collect();
+        let mut per_unit: Vec<(usize, UnitMasks)> = per_unit?.into_iter().flatten().collect();
+        per_unit.sort_unstable_by_key(|&(h, _)| h);
+        let per_unit: Vec<UnitMasks> = per_unit.into_iter().map(|(_, masks)| masks).collect();
         // per_unit[h][budget][sample] → masks[budget][sample] with one row per unit.
         Ok((0..budgets.len())
             .map(|b| {
@@ -497,4 +525,40 @@ pub fn compact(mlp: &Mlp, layer: usize, kept: &[usize]) -> Result<Mlp> {
 
 fn index(items: &[usize], device: Device) -> Tensor {
     Tensor::from_slice(&items.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prune::budget::{self, BudgetSpec};
+
+    #[test]
+    fn dpp_edge_masks_do_not_depend_on_the_worker_count() {
+        tch::manual_seed(5);
+        let cpu = (Kind::Float, Device::Cpu);
+        let x = Tensor::randn([40, 12], (Kind::Double, Device::Cpu));
+        let layer = Layer {
+            weight: Tensor::randn([7, 12], cpu),
+            bias: None,
+            next_weight: Tensor::randn([3, 7], cpu),
+            next_bias: None,
+            activation: None,
+        };
+        let stats = LayerStats {
+            inputs: InputMoments::Gram(x.tr().matmul(&x)),
+            pre_activations: None,
+            activations: Tensor::eye(7, (Kind::Double, Device::Cpu)),
+        };
+        let kind = KernelKind::Rbf { beta: 0.1, epsilon: 0.01 };
+        let options = Options { edge_kernel: kind, ..Options::default() };
+        let pruner = LayerPruner::new(&layer, &stats, options, "w1").unwrap();
+        let budgets =
+            budget::resolve(&BudgetSpec::Fractions(vec![0.3, 0.8]), layer.shape()).unwrap();
+        let masks = |workers| pruner.dpp_edge_masks_on(workers, &budgets, 2, 17).unwrap();
+        let one = masks(1);
+        assert_eq!(one.len(), 2);
+        assert_eq!(one, masks(3));
+        assert_eq!(one, masks(7));
+        assert_ne!(one, pruner.dpp_edge_masks_on(3, &budgets, 2, 18).unwrap());
+    }
 }
