@@ -16,8 +16,10 @@ use std::path::PathBuf;
 /// `training`) only when `--where method=training` selects them.
 ///
 /// Rows are only averaged over seeds and mask samples: rows of one series that differ in a
-/// setting (noise_std, lr, …, or method, reweight, experiment) are refused with a message naming
-/// it; split series by it (--by), keep one value (--where) or allow it (--average-over).
+/// setting (noise_std, lr, …, or method, reweight, experiment, and the budget keep_fraction when
+/// x is not a budget, e.g. along α) are refused with a message naming it; split series by it
+/// (--by; without --by, every column that varies splits), keep one value (--where) or allow it
+/// (--average-over).
 #[derive(clap::Args)]
 #[command(after_help = "Examples:
   prunelab plot runs/fig2c-node-methods/results.csv --by method,noise_std --out fig2c.svg --out fig2c.pdf

@@ -71,6 +71,11 @@ pub fn part(column: &str, value: &str) -> String {
         ("experiment", v) => v.to_string(),
         ("source", "ode") => "ODE (N → ∞)".into(),
         ("source", v) => v.to_string(),
+        // Budgets are often thirds (kn/K): three decimals tell them apart.
+        ("keep_fraction", v) => match v.parse::<f64>() {
+            Ok(p) if p.is_finite() => format!("p = {}", value_text(&format!("{p:.3}"))),
+            _ => format!("p = {v}"),
+        },
         (c, v) => {
             let symbol = SYMBOLS.iter().find(|(k, _, _)| *k == c).map_or(c, |(_, s, _)| s);
             format!("{symbol} = {}", value_text(v))

@@ -135,7 +135,7 @@ pub fn figure(table: &Table, query: &Query) -> Result<Figure> {
     let selection = query::select(table, query)?;
     let obs = &selection.obs;
     let by = resolve_by(table, obs, query)?;
-    query::check_pooling(table, obs, &by, &query.average_over)?;
+    query::check_pooling(table, obs, &query.x, &by, &query.average_over)?;
     let groups = aggregate::aggregate(obs, &by);
     let keys: Vec<Key> = groups.series.iter().map(|g| g.key.clone()).collect();
     let (labels, shared) = labels::series_labels(&keys);
@@ -174,7 +174,7 @@ pub fn figure(table: &Table, query: &Query) -> Result<Figure> {
 
 /// The `by` columns: as given or [`query::default_by`], plus the colour and style columns.
 fn resolve_by(table: &Table, obs: &[Obs], query: &Query) -> Result<Vec<String>> {
-    let mut by = query.by.clone().unwrap_or_else(|| query::default_by(table, obs));
+    let mut by = query.by.clone().unwrap_or_else(|| query::default_by(table, obs, &query.x));
     for column in query.color_by.iter().chain(&query.style_by) {
         table.require(column)?;
         if !by.contains(column) {
@@ -692,5 +692,33 @@ ok,1,c,dpp_node,false,2,2.5,200,320000
             text.replace("2,b,dpp_node,false,2,2.4,100,160000", "2,b,dpp_node,false,2,2.4,100,1");
         let err = figure(&table(&mixed), &q).unwrap_err().to_string();
         assert!(err.contains("differ in train_steps (1, 160000)"), "{err}");
+    }
+
+    #[test]
+    fn budgets_are_kept_apart_on_any_other_x_axis() {
+        // A trajectory: one row per run, method, budget and α, no mask samples.
+        let text = "\
+status,seed,run_id,method,reweight,keep_nodes,keep_fraction,alpha,eps
+ok,1,a,random_edge,false,2,0.3333333333333333,1,2.0
+ok,1,a,random_edge,false,4,0.6666666666666666,1,1.0
+ok,2,b,random_edge,false,2,0.3333333333333333,1,4.0
+ok,2,b,random_edge,false,4,0.6666666666666666,1,3.0
+";
+        let t = table(text);
+        // By default the budgets are two series (they were averaged as if they were masks).
+        let fig = figure(&t, &Query::new("alpha", "eps")).unwrap();
+        let means: Vec<f64> = fig.series.iter().map(|s| s.points[0].mean).collect();
+        assert_eq!(means, [3.0, 2.0]);
+        assert_eq!(labels(&fig), ["p = 0.333", "p = 0.667"]);
+        // Pooled only on request.
+        let q = Query { by: Some(vec!["method".into()]), ..Query::new("alpha", "eps") };
+        let err = figure(&t, &q).unwrap_err().to_string();
+        assert!(err.contains("differ in keep_fraction") && err.contains("--where keep_fraction="));
+        let q = Query { average_over: vec!["keep_fraction".into()], ..q };
+        assert!(close(figure(&t, &q).unwrap().series[0].points[0].mean, 2.5));
+        // On a budget axis the budget is x, not a design column.
+        let fig = figure(&t, &Query::new("keep_nodes", "eps")).unwrap();
+        assert_eq!(fig.series.len(), 1);
+        assert_eq!(fig.series[0].points.len(), 2);
     }
 }

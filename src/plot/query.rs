@@ -5,12 +5,12 @@
 //!
 //! Rows are pooled into one point only when they are repeats of the same thing: seeds and mask
 //! samples. Rows of one series at one x (or of one unpruned reference) that differ in a *design
-//! column* (a
-//! setting, see [`super::table::is_setting`], or `experiment`, `task`, `layer`, `method`,
-//! `reweight`) are refused by [`check_pooling`], naming the column and its values, unless the
-//! column is in [`Query::average_over`]. Points at different x may differ (so x can itself be a
-//! setting, e.g. `--x input_dim`, with the settings tied to it such as `train_steps`). Filtering a column to one value, or splitting series by
-//! it, removes the difference.
+//! column* (a setting, see [`super::table::is_setting`], or `experiment`, `task`, `layer`,
+//! `method`, `reweight`, and the budget `keep_fraction` unless x is a budget column) are refused
+//! by [`check_pooling`], naming the column and its values, unless the column is in
+//! [`Query::average_over`]. Points at different x may differ (so x can itself be a setting, e.g.
+//! `--x input_dim`, with the settings tied to it such as `train_steps`). Filtering a column to one
+//! value, or splitting series by it, removes the difference.
 use super::table::{Row, Table};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
@@ -99,6 +99,10 @@ pub const TRAINING: &str = "training";
 
 /// Design columns that are not settings, in the order they split series by default.
 const DESIGN: [&str; 5] = ["method", "reweight", "experiment", "layer", "task"];
+
+/// Columns that state a row's budget. On any other x axis (α, an epoch, a setting) rows with
+/// different budgets are different things, so `keep_fraction` is then a design column.
+const BUDGET_AXES: [&str; 4] = ["keep_fraction", "keep_nodes", "keep_edges", "achieved_fraction"];
 
 /// One selected row with its x and y (already scaled).
 #[derive(Clone, Debug)]
@@ -221,20 +225,21 @@ fn describe_files(table: &Table) -> String {
     files.join(", ")
 }
 
-/// The design columns of `table`: `method`, `reweight`, the settings, then `experiment`,
-/// `layer`, `task` (those present).
-pub fn design_columns(table: &Table) -> Vec<String> {
+/// The design columns of `table` for an `x` axis: `method`, `reweight`, `keep_fraction` (unless
+/// `x` is a budget column), the settings, then `experiment`, `layer`, `task` (those present).
+pub fn design_columns(table: &Table, x: &str) -> Vec<String> {
     let (first, rest) = DESIGN.split_at(2);
     let named = |names: &[&str]| -> Vec<String> {
         names.iter().filter(|c| table.has(c)).map(|c| c.to_string()).collect()
     };
-    [named(first), table.settings(), named(rest)].concat()
+    let budget = if BUDGET_AXES.contains(&x) { Vec::new() } else { named(&["keep_fraction"]) };
+    [named(first), budget, table.settings(), named(rest)].concat()
 }
 
 /// The design columns that take more than one value among the pruned rows of `obs`.
-pub fn default_by(table: &Table, obs: &[Obs]) -> Vec<String> {
+pub fn default_by(table: &Table, obs: &[Obs], x: &str) -> Vec<String> {
     let pruned: Vec<&Row> = obs.iter().filter(|o| o.unpruned.is_none()).map(|o| o.row).collect();
-    design_columns(table)
+    design_columns(table, x)
         .into_iter()
         .filter(|c| pruned.iter().any(|r| r.get(c) != pruned[0].get(c)))
         .collect()
@@ -258,10 +263,11 @@ pub fn group_key(o: &Obs, by: &[String]) -> Vec<(String, String)> {
 pub fn check_pooling(
     table: &Table,
     obs: &[Obs],
+    x: &str,
     by: &[String],
     average_over: &[String],
 ) -> Result<()> {
-    let free: Vec<String> = design_columns(table)
+    let free: Vec<String> = design_columns(table, x)
         .into_iter()
         .filter(|c| !by.contains(c) && !average_over.contains(c))
         .collect();
