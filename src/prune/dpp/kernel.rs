@@ -85,7 +85,7 @@ pub fn edge_kernel(row: &Tensor, moments: &InputMoments, kind: KernelKind) -> Te
             let _ = d2.clamp_min_(0.0);
             d2 *= -beta;
             let _ = d2.exp_();
-            let _ = d2.diagonal(0, 0, 1).f_add_(&Tensor::from(epsilon));
+            let _ = d2.diagonal(0, 0, 1).g_add_scalar_(epsilon);
             d2
         }
     }
