@@ -168,8 +168,8 @@ fn mlp(run: &MlpRun, data: &DatasetInfo) -> Result<Cost> {
             Some(whole) => whole.layers.iter().map(|l| l.index).collect(),
             None => vec![index],
         };
-        // Per pruned layer: Gram matrices, one dense D×D edge kernel and its eigenvectors per
-        // worker.
+        // The largest pruned layer's (they are pruned one at a time): Gram matrices, and one
+        // dense D×D edge kernel and its eigenvectors per worker.
         memory += layers
             .iter()
             .map(|&l| {

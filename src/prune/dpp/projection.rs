@@ -75,8 +75,8 @@ impl Chain {
         let k = rows.len();
         let Buffers { mut vp, mut b, mut c } = buffers;
         pack_items_into(rows, n, &mut vp);
-        // Every entry of `b` and `c` is written before it is read; `c` is zeroed all the same
-        // because a refresh continues its sums from it.
+        // Every entry of `b` is written before it is read; `c` is zeroed because a refresh
+        // continues its sums from it.
         b.resize(k * k, 0.0);
         c.clear();
         c.resize(n * k, 0.0);
