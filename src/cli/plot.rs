@@ -29,7 +29,7 @@ use std::path::PathBuf;
   prunelab plot runs/theorem1/results.csv --x keep_nodes --by reweight --theory --closed-form theorem1 --out theorem1.pdf
   prunelab plot runs/mnist/results.csv --where method=training --by hidden --out training.png
   prunelab plot runs/dyn/trajectories/*.csv ode.csv --where method=none --by source --log-x --log-y --out eps.svg
-  prunelab plot runs/dyn/trajectories/*.csv ode.csv --where method=dpp_node,random_edge --by method,source,keep_nodes --log-x --out pruned.svg
+  prunelab plot runs/dyn/trajectories/*.csv ode.csv --where method=dpp_node,random_edge --by method,source,keep_fraction --log-x --out pruned.svg
   prunelab plot runs/mnist/results.csv --x achieved_fraction --y test_error --title MNIST --width 500 --height 320 --font-size 10 --dpi 300 --out mnist.png
   prunelab plot --heatmap q --run runs/theorem1/models/<run_id> --out q.png
   prunelab plot --heatmap dpp-inclusion --kn 2 --run runs/theorem1/models/<run_id> --out dpp.svg")]
