@@ -716,9 +716,13 @@ ok,2,b,random_edge,false,4,0.6666666666666666,1,3.0
         assert!(err.contains("differ in keep_fraction") && err.contains("--where keep_fraction="));
         let q = Query { average_over: vec!["keep_fraction".into()], ..q };
         assert!(close(figure(&t, &q).unwrap().series[0].points[0].mean, 2.5));
-        // On a budget axis the budget is x, not a design column.
+        // On a budget axis the budget is x: one series of two points.
         let fig = figure(&t, &Query::new("keep_nodes", "eps")).unwrap();
         assert_eq!(fig.series.len(), 1);
         assert_eq!(fig.series[0].points.len(), 2);
+        // Edge budgets all keep K units: at x = keep_nodes they would land on one point.
+        let edges = text.replace(",false,2,", ",false,6,").replace(",false,4,", ",false,6,");
+        let err = figure(&table(&edges), &Query::new("keep_nodes", "eps")).unwrap_err();
+        assert!(err.to_string().contains("differ in keep_fraction"), "{err}");
     }
 }

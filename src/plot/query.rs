@@ -6,7 +6,7 @@
 //! Rows are pooled into one point only when they are repeats of the same thing: seeds and mask
 //! samples. Rows of one series at one x (or of one unpruned reference) that differ in a *design
 //! column* (a setting, see [`super::table::is_setting`], or `experiment`, `task`, `layer`,
-//! `method`, `reweight`, and the budget `keep_fraction` unless x is a budget column) are refused
+//! `method`, `reweight`, and the budget `keep_fraction` unless x is a fraction) are refused
 //! by [`check_pooling`], naming the column and its values, unless the column is in
 //! [`Query::average_over`]. Points at different x may differ (so x can itself be a setting, e.g.
 //! `--x input_dim`, with the settings tied to it such as `train_steps`). Filtering a column to one
@@ -100,9 +100,11 @@ pub const TRAINING: &str = "training";
 /// Design columns that are not settings, in the order they split series by default.
 const DESIGN: [&str; 5] = ["method", "reweight", "experiment", "layer", "task"];
 
-/// Columns that state a row's budget. On any other x axis (α, an epoch, a setting) rows with
-/// different budgets are different things, so `keep_fraction` is then a design column.
-const BUDGET_AXES: [&str; 4] = ["keep_fraction", "keep_nodes", "keep_edges", "achieved_fraction"];
+/// The x axes that are the budget as a fraction. On any other axis rows with different budgets
+/// are different things, so `keep_fraction` is a design column: on α, an epoch or a setting it
+/// splits series by default; on `keep_nodes` or `keep_edges` (where edge budgets all keep K units
+/// and node budgets all keep every input) it only refuses to pool budgets at one x.
+const FRACTION_AXES: [&str; 2] = ["keep_fraction", "achieved_fraction"];
 
 /// One selected row with its x and y (already scaled).
 #[derive(Clone, Debug)]
@@ -225,22 +227,25 @@ fn describe_files(table: &Table) -> String {
     files.join(", ")
 }
 
-/// The design columns of `table` for an `x` axis: `method`, `reweight`, `keep_fraction` (unless
-/// `x` is a budget column), the settings, then `experiment`, `layer`, `task` (those present).
+/// The design columns of `table` for an `x` axis: `method`, `reweight`, `keep_fraction` (see
+/// [`FRACTION_AXES`]), the settings, then `experiment`, `layer`, `task` (those present).
 pub fn design_columns(table: &Table, x: &str) -> Vec<String> {
     let (first, rest) = DESIGN.split_at(2);
     let named = |names: &[&str]| -> Vec<String> {
         names.iter().filter(|c| table.has(c)).map(|c| c.to_string()).collect()
     };
-    let budget = if BUDGET_AXES.contains(&x) { Vec::new() } else { named(&["keep_fraction"]) };
+    let budget = if FRACTION_AXES.contains(&x) { Vec::new() } else { named(&["keep_fraction"]) };
     [named(first), budget, table.settings(), named(rest)].concat()
 }
 
-/// The design columns that take more than one value among the pruned rows of `obs`.
+/// The design columns that take more than one value among the pruned rows of `obs` (not the
+/// budget on a budget axis: there it is x).
 pub fn default_by(table: &Table, obs: &[Obs], x: &str) -> Vec<String> {
     let pruned: Vec<&Row> = obs.iter().filter(|o| o.unpruned.is_none()).map(|o| o.row).collect();
+    let budget_axis = matches!(x, "keep_nodes" | "keep_edges");
     design_columns(table, x)
         .into_iter()
+        .filter(|c| !(budget_axis && c == "keep_fraction"))
         .filter(|c| pruned.iter().any(|r| r.get(c) != pruned[0].get(c)))
         .collect()
 }
