@@ -10,20 +10,18 @@
 //! is the one the reference computes while the parameters are really gone (`drop` leaves it out).
 //! Bias-free layers (the teacher-student student, g(0) = 0) have nothing to fold.
 use super::budget::{Budget, LayerShape};
+use super::dpp::edge;
 use super::dpp::kernel::{self, InputMoments, KernelKind};
 use super::dpp::sampler::KDpp;
-use super::eta::Eta;
 use super::reweight::{refit_rows, regression_coefficients};
 use super::select::{random_subset, top_k};
 use super::stats::LayerStats;
 use super::{ImportanceVariant, Mask, Method, RandomVariant, ReweightVariant};
 use crate::model::mlp::{Activation, Mlp};
 use crate::model::two_layer::TwoLayer;
-use crate::seed;
 use anyhow::{bail, ensure, Context, Result};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use tch::{Device, Kind, Tensor};
 
 /// What a removed unit leaves behind.
@@ -296,81 +294,20 @@ impl<'a> LayerPruner<'a> {
         Ok(())
     }
 
-    /// DPP edge masks over dense kernels: units are independent, so they are split over threads,
-    /// each unit with its own stream derived from `base`, so that the masks do not depend on the
-    /// thread count; each unit's kernel is built and decomposed once for all budgets and samples,
-    /// on the layer's device (a CUDA run decomposes on the GPU; sampling is on the CPU).
+    /// DPP edge masks over dense kernels, units in parallel on every core (see [`edge`]).
     fn dpp_edge_masks(
         &self,
         budgets: &[Budget],
         count: usize,
         base: u64,
     ) -> Result<Vec<Vec<Mask>>> {
+        let kernels = edge::UnitKernels {
+            weight: &self.layer.weight,
+            moments: &self.stats.inputs,
+            kind: self.options.edge_kernel,
+        };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        self.dpp_edge_masks_on(cores, budgets, count, base)
-    }
-
-    /// [`Self::dpp_edge_masks`] on at most `workers` threads.
-    fn dpp_edge_masks_on(
-        &self,
-        workers: usize,
-        budgets: &[Budget],
-        count: usize,
-        base: u64,
-    ) -> Result<Vec<Vec<Mask>>> {
-        let device = self.layer.weight.device();
-        let w = self.layer.weight.to_kind(Kind::Double);
-        let moments = self.stats.inputs.to_device(device);
-        let hidden = self.layer.hidden();
-        let workers = workers.clamp(1, hidden);
-        // One libtorch thread per worker while they run, so the cores are not oversubscribed.
-        let (threads, eta) = (tch::get_num_threads(), &Eta::new("DPP edge", hidden));
-        if workers > 1 {
-            tch::set_num_threads(1);
-        }
-        // Each worker takes the next unit not yet taken; the first error stops them all.
-        let next = &AtomicUsize::new(0);
-        let per_unit = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    let (w, moments) = (w.shallow_clone(), moments.shallow_clone());
-                    let kind = self.options.edge_kernel;
-                    scope.spawn(move || -> Result<Vec<(usize, UnitMasks)>> {
-                        let mut done = Vec::new();
-                        loop {
-                            let h = next.fetch_add(1, Ordering::Relaxed);
-                            if h >= hidden {
-                                return Ok(done);
-                            }
-                            match unit_edge_masks(&w, &moments, kind, h, budgets, count, base) {
-                                Ok(masks) => done.push((h, masks)),
-                                Err(e) => {
-                                    next.store(hidden, Ordering::Relaxed);
-                                    return Err(e);
-                                }
-                            }
-                            eta.tick();
-                        }
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a DPP edge worker panicked"))
-                .collect::<Result<Vec<_>>>()
-        });
-        tch::set_num_threads(threads);
-        let mut per_unit: Vec<(usize, UnitMasks)> = per_unit?.into_iter().flatten().collect();
-        per_unit.sort_unstable_by_key(|&(h, _)| h);
-        let per_unit: Vec<UnitMasks> = per_unit.into_iter().map(|(_, masks)| masks).collect();
-        // per_unit[h][budget][sample] → masks[budget][sample] with one row per unit.
-        Ok((0..budgets.len())
-            .map(|b| {
-                (0..count)
-                    .map(|s| Mask::Edges(per_unit.iter().map(|u| u[b][s].clone()).collect()))
-                    .collect()
-            })
-            .collect())
+        edge::masks(&kernels, budgets, count, base, cores)
     }
 
     /// The pruned (and, if asked, reweighted) layer for `mask`.
@@ -461,32 +398,6 @@ fn fold_constant_outputs(out: &mut Layer, next: &Tensor, removed: &Tensor) {
     }
 }
 
-/// One unit's kept inputs for every budget and sample: [budget][sample] → sorted input indices.
-type UnitMasks = Vec<Vec<Vec<usize>>>;
-
-/// The DPP edge masks of unit `h`, from its own stream derived from `base`.
-fn unit_edge_masks(
-    w: &Tensor,
-    moments: &InputMoments,
-    kind: KernelKind,
-    h: usize,
-    budgets: &[Budget],
-    count: usize,
-    base: u64,
-) -> Result<UnitMasks> {
-    let mut rng = seed::rng(base, &format!("unit{h}"));
-    let dpp = kernel::decompose(&kernel::edge_kernel(&w.get(h as i64), moments, kind))?;
-    budgets
-        .iter()
-        .map(|b| {
-            (0..count)
-                .map(|_| dpp.sample(b.edges, &mut rng))
-                .collect::<Result<Vec<_>>>()
-                .with_context(|| format!("DPP edge selection for unit {h}"))
-        })
-        .collect()
-}
-
 /// `count` masks from `draw` for each budget, budget by budget.
 fn each_budget(
     budgets: &[Budget],
@@ -525,40 +436,4 @@ pub fn compact(mlp: &Mlp, layer: usize, kept: &[usize]) -> Result<Mlp> {
 
 fn index(items: &[usize], device: Device) -> Tensor {
     Tensor::from_slice(&items.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::prune::budget::{self, BudgetSpec};
-
-    #[test]
-    fn dpp_edge_masks_do_not_depend_on_the_worker_count() {
-        tch::manual_seed(5);
-        let cpu = (Kind::Float, Device::Cpu);
-        let x = Tensor::randn([40, 12], (Kind::Double, Device::Cpu));
-        let layer = Layer {
-            weight: Tensor::randn([7, 12], cpu),
-            bias: None,
-            next_weight: Tensor::randn([3, 7], cpu),
-            next_bias: None,
-            activation: None,
-        };
-        let stats = LayerStats {
-            inputs: InputMoments::Gram(x.tr().matmul(&x)),
-            pre_activations: None,
-            activations: Tensor::eye(7, (Kind::Double, Device::Cpu)),
-        };
-        let kind = KernelKind::Rbf { beta: 0.1, epsilon: 0.01 };
-        let options = Options { edge_kernel: kind, ..Options::default() };
-        let pruner = LayerPruner::new(&layer, &stats, options, "w1").unwrap();
-        let budgets =
-            budget::resolve(&BudgetSpec::Fractions(vec![0.3, 0.8]), layer.shape()).unwrap();
-        let masks = |workers| pruner.dpp_edge_masks_on(workers, &budgets, 2, 17).unwrap();
-        let one = masks(1);
-        assert_eq!(one.len(), 2);
-        assert_eq!(one, masks(3));
-        assert_eq!(one, masks(7));
-        assert_ne!(one, pruner.dpp_edge_masks_on(3, &budgets, 2, 18).unwrap());
-    }
 }
